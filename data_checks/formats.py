@@ -1,0 +1,182 @@
+"""Dataset formats, detected from a record's keys and validated record by record.
+
+The names follow TRL's dataset-format vocabulary:
+
+| format              | fields                                               |
+|---------------------|------------------------------------------------------|
+| `chat`              | `messages`: list of `{"role", "content"}` (OpenAI roles) |
+| `alpaca`            | `instruction`, optional `input`, `output`            |
+| `prompt_completion` | `prompt`, `completion` (strings or message lists)   |
+| `preference`        | optional `prompt`, `chosen`, `rejected`              |
+| `prompt`            | `prompt` only (prompt-only, for GRPO)                |
+| `text`              | `text` (plain language modelling)                    |
+
+`record_problems` finds what makes a record unusable (a missing field, an unknown
+role, empty content); `consistency_problems` finds what makes a usable record
+suspicious (turn order, a preference pair whose two answers are the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FORMATS = ("chat", "alpaca", "prompt_completion", "preference", "prompt", "text")
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class FormatProblem:
+    """One problem with one record: its 0-based index, 1-based source line and what is wrong."""
+
+    record: int
+    line: int
+    problem: str
+
+
+def detect_format(record: dict[str, Any]) -> str | None:
+    """Name the format a record's keys indicate, or None."""
+    keys = set(record)
+    if "messages" in keys:
+        return "chat"
+    if {"chosen", "rejected"} <= keys:
+        return "preference"
+    if {"instruction", "output"} <= keys:
+        return "alpaca"
+    if {"prompt", "completion"} <= keys:
+        return "prompt_completion"
+    if "prompt" in keys:
+        return "prompt"
+    if "text" in keys:
+        return "text"
+    return None
+
+
+def _message_list_problem(messages: Any, field: str) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return f"field {field!r} must be a non-empty list of messages"
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return f"{field}[{i}] is {type(message).__name__}, expected an object with 'role' and 'content'"
+        if "role" not in message:
+            return f"{field}[{i}] has no 'role'"
+        if message["role"] not in ROLES:
+            return f"{field}[{i}] has unknown role {message['role']!r} (expected one of {', '.join(ROLES)})"
+        if "content" not in message:
+            return f"{field}[{i}] has no 'content'"
+        content = message["content"]
+        if not isinstance(content, str):
+            return f"{field}[{i}].content is {type(content).__name__}, expected a string"
+        if not content.strip():
+            return f"{field}[{i}] ({message['role']}) has empty content"
+    return None
+
+
+def _text_or_messages_problem(record: dict[str, Any], field: str, required: bool = True) -> str | None:
+    if field not in record or record[field] is None:
+        return f"missing field {field!r}" if required else None
+    value = record[field]
+    if isinstance(value, str):
+        return None if value.strip() else f"field {field!r} is empty"
+    if isinstance(value, list):
+        return _message_list_problem(value, field)
+    return f"field {field!r} is {type(value).__name__}, expected a string or a list of messages"
+
+
+def _string_problem(record: dict[str, Any], field: str, required: bool = True, allow_empty: bool = False) -> str | None:
+    if field not in record or record[field] is None:
+        return f"missing field {field!r}" if required else None
+    value = record[field]
+    if not isinstance(value, str):
+        return f"field {field!r} is {type(value).__name__}, expected a string"
+    if not allow_empty and not value.strip():
+        return f"field {field!r} is empty"
+    return None
+
+
+def record_problem(record: dict[str, Any], fmt: str) -> str | None:
+    """What makes this record unusable as `fmt`, or None."""
+    if fmt == "chat":
+        if "messages" not in record:
+            return "missing field 'messages'"
+        problem = _message_list_problem(record["messages"], "messages")
+        if problem is None and not any(m["role"] == "assistant" for m in record["messages"]):
+            problem = "messages has no assistant turn"
+        return problem
+    if fmt == "alpaca":
+        return (_string_problem(record, "instruction") or _string_problem(record, "input", False, True)
+                or _string_problem(record, "output"))
+    if fmt == "prompt_completion":
+        return _text_or_messages_problem(record, "prompt") or _text_or_messages_problem(record, "completion")
+    if fmt == "preference":
+        return (_text_or_messages_problem(record, "prompt", required=False)
+                or _text_or_messages_problem(record, "chosen") or _text_or_messages_problem(record, "rejected"))
+    if fmt == "prompt":
+        return _text_or_messages_problem(record, "prompt")
+    if fmt == "text":
+        return _string_problem(record, "text")
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def record_problems(records: list[dict[str, Any]], lines: list[int], fmt: str) -> list[FormatProblem]:
+    """Every unusable record, in order."""
+    found = []
+    for index, record in enumerate(records):
+        problem = record_problem(record, fmt)
+        if problem is not None:
+            found.append(FormatProblem(index, lines[index], problem))
+    return found
+
+
+def _turn_order_problem(messages: list[dict[str, Any]]) -> str | None:
+    roles = [m["role"] for m in messages]
+    if "system" in roles[1:]:
+        return f"system message at position {roles.index('system', 1)}; it must come first"
+    turns = [r for r in roles if r != "system"]
+    if turns and turns[0] != "user":
+        return f"conversation starts with {turns[0]!r}, expected 'user'"
+    for a, b in zip(turns, turns[1:], strict=False):
+        if a == b and a in ("user", "assistant"):
+            return f"two {a!r} turns in a row"
+    if turns and turns[-1] != "assistant":
+        return f"conversation ends with {turns[-1]!r}; the last turn is not trained on"
+    return None
+
+
+def consistency_problem(record: dict[str, Any], fmt: str) -> str | None:
+    """What makes a usable record suspicious as `fmt`, or None."""
+    if fmt == "chat":
+        return _turn_order_problem(record["messages"])
+    if fmt == "preference":
+        if record["chosen"] == record["rejected"]:
+            return "chosen and rejected are identical"
+    other = detect_format(record)
+    if other is not None and other != fmt:
+        return f"record looks like {other!r}, the rest of the dataset is {fmt!r}"
+    return None
+
+
+def alpaca_to_messages(record: dict[str, Any]) -> list[dict[str, str]]:
+    """Alpaca `instruction`/`input`/`output` as a user/assistant conversation."""
+    prompt = record["instruction"].strip()
+    extra = (record.get("input") or "").strip()
+    if extra:
+        prompt = f"{prompt}\n\n{extra}"
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"].strip()}]
+
+
+def resolve_format(records: list[dict[str, Any]], requested: str, source: str, first_line: int = 1) -> str:
+    """`requested` itself, or (for "auto") the format the first record's keys indicate."""
+    from data_checks.errors import DataError
+
+    if requested != "auto":
+        if requested not in FORMATS:
+            raise DataError(source, None, f"unknown format {requested!r} (expected auto or one of {', '.join(FORMATS)})")
+        return requested
+    fmt = detect_format(records[0]) if records else None
+    if fmt is None:
+        keys = ", ".join(sorted(records[0])) if records else "none"
+        raise DataError(source, first_line, f"cannot tell the dataset format from the keys ({keys}); "
+                        "expected messages, instruction/output, prompt/completion, prompt/chosen/rejected, "
+                        "prompt or text (or set the format explicitly)")
+    return fmt

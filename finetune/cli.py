@@ -1,0 +1,83 @@
+"""`python train.py` / `finetune-train`: Hydra composes the config, `finetune.run` does the work.
+
+Exit status: 0 trained (completed or stopped early), 1 a data gate failed or the run
+crashed, 2 a user error (bad config, unknown option, malformed data), printed as one
+message without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from finetune.config import register_schema
+from finetune.errors import USER_ERRORS
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+EXIT_GATES_FAILED = 1
+EXIT_USER_ERROR = 2
+log = logging.getLogger("finetune")
+_task_started = False
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    lines = [f"status: {summary['status']}", f"run_dir: {summary['run_dir']}"]
+    metrics = summary.get("metrics")
+    if metrics:
+        lines.append(f"eval loss: {metrics['eval_loss_initial']:.4f} initial -> {metrics['eval_loss_best']:.4f} best "
+                     f"({metrics['steps']} steps, {metrics['wall_seconds']:.0f} s, "
+                     f"{metrics['train_tokens_per_second']:.0f} train tokens/s, "
+                     f"peak memory {metrics['peak_memory_mb']:.0f} MB)")
+    gates = summary.get("gates")
+    if gates is not None:
+        lines.append(f"data gates: {'passed' if gates['passed'] else 'FAILED'} (report {gates['report_path']})")
+    export = summary.get("export")
+    if export:
+        lines.append(f"export ({export['kind']}): {export['path']}")
+        lines.append(f"serve it: {export['vllm_command']}")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> None:
+    global _task_started
+    _task_started = True
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        from finetune.run import run
+
+        summary = run(cfg, run_dir)
+    except USER_ERRORS as exc:
+        log.error("error: %s", exc)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception:
+        log.exception("the run failed")
+        from data_checks import write_json_atomic
+
+        write_json_atomic(run_dir / "summary.json", {"status": "failed", "recipe": cfg.recipe.name,
+                                                     "model": cfg.model.name, "run_dir": str(run_dir)})
+        sys.exit(1)
+    _print_summary(summary)
+    if summary["status"] == "failed_gates":
+        sys.exit(EXIT_GATES_FAILED)
+
+
+def main() -> None:
+    """Console entry point. Hydra reports config errors with exit status 1; they are user errors: 2."""
+    register_schema()
+    try:
+        _hydra_main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _task_started:
+            sys.exit(EXIT_USER_ERROR)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The structured config schema. Each dataclass is one node of `conf/train.yaml`.
+
+Registered in Hydra's ConfigStore as `train_schema`, which `conf/train.yaml` lists first
+in its defaults, so every YAML file and override is type-checked against it and an
+unknown key fails with its name. `validate` holds the rules that span several fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from data_checks.config import ChecksConfig
+from finetune.errors import ConfigError
+
+
+class Objective(str, Enum):
+    sft = "sft"
+
+
+class Adaptation(str, Enum):
+    lora = "lora"
+    full = "full"
+
+
+class DataFormat(str, Enum):
+    auto = "auto"
+    chat = "chat"
+    alpaca = "alpaca"
+    prompt_completion = "prompt_completion"
+    preference = "preference"
+    prompt = "prompt"
+    text = "text"
+
+
+class TaskType(str, Enum):
+    """What the data asks of the model; picks the default LoRA rank."""
+
+    generation = "generation"
+    classification = "classification"
+    extraction = "extraction"
+
+
+class TrainOn(str, Enum):
+    """Which tokens carry the loss: the answers only (assistant turns / completions) or all of them."""
+
+    answers = "answers"
+    all = "all"
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 on a GPU that supports it, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class LoggerKind(str, Enum):
+    wandb = "wandb"
+    tensorboard = "tensorboard"
+    none = "none"
+
+
+@dataclass
+class RecipeConfig:
+    """What to train: the objective and how the weights are adapted."""
+
+    name: str = MISSING
+    objective: Objective = Objective.sft
+    adaptation: Adaptation = Adaptation.lora
+
+
+@dataclass
+class ModelConfig:
+    """The base model: a hub ID or a local directory holding a causal LM and its tokenizer."""
+
+    name: str = MISSING
+    path: str = MISSING
+    build: Optional[str] = None  # "tiny_llama": build the embedded model at `path` if it is not there
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+    attn_implementation: Optional[str] = None
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: str = MISSING
+    eval_path: Optional[str] = None
+    eval_split: str = "validation"  # split read from eval_path when it is a saved or hub dataset
+    format: DataFormat = DataFormat.auto
+    split: str = "train"
+    task_type: TaskType = TaskType.generation
+    max_length: int = 1024
+    eval_fraction: float = 0.1
+    train_on: TrainOn = TrainOn.answers
+    max_examples: Optional[int] = None
+
+
+@dataclass
+class LoraConfig:
+    """PEFT LoRA settings; `rank`/`alpha` left null take the seed defaults (see `resolved_rank`)."""
+
+    rank: Optional[int] = None
+    alpha: Optional[int] = None
+    dropout: float = 0.05
+    target_modules: Any = "all-linear"
+    use_rslora: bool = False
+
+
+@dataclass
+class TrainingConfig:
+    learning_rate: float = 2e-4
+    epochs: float = 1.0
+    max_steps: int = -1
+    effective_batch_size: int = 16
+    max_per_device_batch_size: int = 8
+    eval_every_steps: int = 200
+    early_stopping_patience: int = 3
+    early_stopping_threshold: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    gradient_checkpointing: bool = False
+    precision: Precision = Precision.auto
+    save_total_limit: int = 2
+
+
+@dataclass
+class LoggerConfig:
+    kind: LoggerKind = LoggerKind.wandb
+    project: str = "finetune"
+    mode: str = "offline"  # wandb: offline (default), online or disabled
+
+
+@dataclass
+class ExportConfig:
+    merge: bool = False
+    adapter_name: Optional[str] = None  # the name vLLM serves the adapter under; default: the run's recipe
+
+
+@dataclass
+class TrainConfig:
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    seed: int = 42
+
+
+SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
+
+
+def register_schema() -> None:
+    """Register the schema and `${sample_data:FILE}`, the path of a bundled sample file."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("sample_data"):
+        OmegaConf.register_new_resolver("sample_data", lambda name: str(SAMPLE_DATA_DIR / name))
+
+
+# Seed defaults: small ranks suffice for classification/extraction, generation gets more capacity.
+DEFAULT_RANK = {TaskType.generation: 64, TaskType.classification: 16, TaskType.extraction: 16}
+FORMATS_FOR_OBJECTIVE = {Objective.sft: ("chat", "alpaca", "prompt_completion", "text")}
+
+
+def resolved_rank(cfg: Any) -> int:
+    return cfg.lora.rank if cfg.lora.rank is not None else DEFAULT_RANK[TaskType(cfg.data.task_type)]
+
+
+def resolved_alpha(cfg: Any) -> int:
+    return cfg.lora.alpha if cfg.lora.alpha is not None else 2 * resolved_rank(cfg)
+
+
+def batch_layout(cfg: Any, world_size: int) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation) that reach `training.effective_batch_size` exactly."""
+    effective = cfg.training.effective_batch_size
+    if effective % world_size:
+        raise ConfigError("training.effective_batch_size",
+                          f"{effective} is not divisible by the number of processes ({world_size})")
+    per_process = effective // world_size
+    per_device = max(d for d in range(1, min(per_process, cfg.training.max_per_device_batch_size) + 1)
+                     if per_process % d == 0)
+    return per_device, per_process // per_device
+
+
+def validate(cfg: Any) -> None:
+    """Cross-field rules, checked before any data or model is loaded. Raise ConfigError on the first."""
+    t, d = cfg.training, cfg.data
+    positive = {"training.effective_batch_size": t.effective_batch_size,
+                "training.max_per_device_batch_size": t.max_per_device_batch_size,
+                "training.eval_every_steps": t.eval_every_steps,
+                "training.early_stopping_patience": t.early_stopping_patience,
+                "training.logging_steps": t.logging_steps, "data.max_length": d.max_length}
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(key, f"must be at least 1, got {value}")
+    if t.learning_rate < 0:
+        raise ConfigError("training.learning_rate", f"must not be negative, got {t.learning_rate}")
+    if t.epochs <= 0 and t.max_steps <= 0:
+        raise ConfigError("training.epochs", "must be positive (or set training.max_steps)")
+    if d.eval_path is None and not 0.1 <= d.eval_fraction <= 0.5:
+        raise ConfigError("data.eval_fraction",
+                          f"must be between 0.1 and 0.5 when no data.eval_path is given, got {d.eval_fraction}")
+    if d.max_examples is not None and d.max_examples < 10:
+        raise ConfigError("data.max_examples", f"must be at least 10, got {d.max_examples}")
+    if cfg.lora.rank is not None and cfg.lora.rank < 1:
+        raise ConfigError("lora.rank", f"must be at least 1, got {cfg.lora.rank}")
+    if cfg.lora.alpha is not None and cfg.lora.alpha <= 0:
+        raise ConfigError("lora.alpha", f"must be positive, got {cfg.lora.alpha}")
+    if not 0 <= cfg.lora.dropout < 1:
+        raise ConfigError("lora.dropout", f"must be in [0, 1), got {cfg.lora.dropout}")
+    if cfg.export.merge and Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+        raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; its export is already a full model")
+    fmt = DataFormat(d.format).value
+    if fmt != "auto":
+        check_format_fits(cfg, fmt)
+    if cfg.logger.kind == LoggerKind.wandb and cfg.logger.mode not in ("offline", "online", "disabled"):
+        raise ConfigError("logger.mode", f"must be offline, online or disabled, got {cfg.logger.mode!r}")
+    problems = checks_config(cfg).problems()
+    if problems:
+        key, problem = problems[0].split(": ", 1)
+        raise ConfigError(key, problem)
+
+
+def checks_config(cfg: Any) -> ChecksConfig:
+    """The `checks` node as the data_checks dataclass it was validated against."""
+    return OmegaConf.to_object(cfg.checks) if OmegaConf.is_config(cfg.checks) else cfg.checks
+
+
+def check_format_fits(cfg: Any, fmt: str) -> None:
+    """The data format must be one the recipe's objective trains on."""
+    objective = Objective(cfg.recipe.objective)
+    allowed = FORMATS_FOR_OBJECTIVE[objective]
+    if fmt not in allowed:
+        raise ConfigError("data.format", f"recipe {cfg.recipe.name!r} (objective {objective.value}) trains on "
+                          f"{', '.join(allowed)} data, but the data is {fmt!r}")

@@ -1,0 +1,161 @@
+"""Load the training data, check every record, turn it into tokens with a loss mask.
+
+Records are read by `data_checks.read_records` (one reader for the gates and training),
+checked with the same per-record rules, converted to one of three shapes
+(`messages`, `prompt`+`completion`, `text`) and tokenised here, so the loss mask and
+the truncation counts are ours to report rather than hidden inside a trainer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from data_checks import DataError, LoadedData, read_records, record_problems
+from data_checks.formats import alpaca_to_messages, resolve_format
+from finetune.config import check_format_fits
+from finetune.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataSplits:
+    train: LoadedData
+    eval: LoadedData
+    format: str
+    eval_source: str  # "file" or "held_out"
+
+
+def _check_records(data: LoadedData, fmt: str) -> None:
+    problems = record_problems(data.records, data.lines, fmt)
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more bad records)" if len(problems) > 1 else ""
+        raise DataError(data.path, first.line, f"{first.problem}{more}")
+
+
+def _subset(data: LoadedData, indices: list[int]) -> LoadedData:
+    return LoadedData(data.path, [data.records[i] for i in indices], [data.lines[i] for i in indices], data.kind)
+
+
+def load_splits(cfg: Any) -> DataSplits:
+    """Read, format-check and split the data named by `cfg.data`; raise DataError on bad input."""
+    d = cfg.data
+    train = read_records(d.path, split=d.split)
+    fmt = resolve_format(train.records, str(getattr(d.format, "value", d.format)), train.path, train.lines[0])
+    check_format_fits(cfg, fmt)
+    _check_records(train, fmt)
+    if d.max_examples is not None and len(train) > d.max_examples:
+        train = _subset(train, list(range(d.max_examples)))
+    if d.eval_path is not None:
+        evaluation = read_records(d.eval_path, split=d.eval_split)
+        _check_records(evaluation, fmt)
+        return DataSplits(train, evaluation, fmt, "file")
+    order = list(range(len(train)))
+    random.Random(cfg.seed).shuffle(order)
+    n_eval = max(1, round(len(train) * d.eval_fraction))
+    if len(train) - n_eval < 1:
+        raise DataError(train.path, None, f"only {len(train)} records: too few to hold out an eval split")
+    return DataSplits(_subset(train, sorted(order[n_eval:])), _subset(train, sorted(order[:n_eval])), fmt, "held_out")
+
+
+def to_example(record: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """One record in one of the three trainable shapes."""
+    if fmt == "chat":
+        return {"messages": record["messages"]}
+    if fmt == "alpaca":
+        return {"messages": alpaca_to_messages(record)}
+    if fmt == "prompt_completion":
+        prompt, completion = record["prompt"], record["completion"]
+        if isinstance(prompt, list) or isinstance(completion, list):
+            def as_list(v, role):
+                return (v if isinstance(v, list) else [{"role": role, "content": v}])
+            return {"messages": as_list(prompt, "user") + as_list(completion, "assistant")}
+        return {"prompt": prompt, "completion": completion}
+    if fmt == "text":
+        return {"text": record["text"]}
+    raise ValueError(f"format {fmt!r} has no SFT example shape")
+
+
+@dataclass
+class TokenizeStats:
+    examples: int = 0
+    truncated: int = 0
+    dropped_no_answer_tokens: int = 0
+    tokens: int = 0
+    answer_tokens: int = 0
+
+    def warn(self, name: str, max_length: int) -> None:
+        if self.truncated:
+            log.warning("%s: %d of %d examples are longer than data.max_length=%d and were truncated",
+                        name, self.truncated, self.examples, max_length)
+        if self.dropped_no_answer_tokens:
+            log.warning("%s: truncation removed every answer token from %d examples; they were dropped "
+                        "(raise data.max_length to keep them)", name, self.dropped_no_answer_tokens)
+
+
+def _answer_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+    """Render a conversation with the tokenizer's own chat template; character spans of assistant turns.
+
+    Each assistant turn spans from the end of the rendered prefix with a generation prompt to
+    the end of the rendered prefix that includes the turn, so the end-of-turn token is trained.
+    """
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        start_text = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+        end_text = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+        if not (full.startswith(start_text) and full.startswith(end_text)):
+            raise UserError("the tokenizer's chat template does not render conversations prefix by prefix, "
+                            "so assistant tokens cannot be located; set data.train_on=all")
+        spans.append((len(start_text), len(end_text)))
+    return full, spans
+
+
+def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str) -> dict[str, Any]:
+    """`input_ids` plus `assistant_masks` (1 where the loss applies) and whether it was truncated."""
+    if "messages" in example:
+        text, spans = _answer_spans(tokenizer, example["messages"])
+    elif "prompt" in example:
+        text = example["prompt"] + example["completion"] + (tokenizer.eos_token or "")
+        spans = [(len(example["prompt"]), len(text))]
+    else:
+        text = example["text"] + (tokenizer.eos_token or "")
+        spans = [(0, len(text))]
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    if train_on == "all":
+        mask = [1] * len(ids)
+    else:
+        mask = [int(any(s <= start < e for s, e in spans)) for start, _ in offsets]
+    truncated = len(ids) > max_length
+    return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": truncated}
+
+
+def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, train_on: str,
+                   name: str) -> tuple[list[dict[str, list[int]]], TokenizeStats]:
+    """Tokenise every record (with a progress bar); drop examples left with no answer token."""
+    from tqdm.auto import tqdm
+
+    stats = TokenizeStats()
+    rows = []
+    for record in tqdm(data.records, desc=f"tokenising {name}", leave=False):
+        row = tokenize_example(to_example(record, fmt), tokenizer, max_length, train_on)
+        stats.examples += 1
+        stats.truncated += row.pop("truncated")
+        if not any(row["assistant_masks"]):
+            stats.dropped_no_answer_tokens += 1
+            continue
+        stats.tokens += len(row["input_ids"])
+        stats.answer_tokens += sum(row["assistant_masks"])
+        rows.append(row)
+    stats.warn(name, max_length)
+    if not rows:
+        raise DataError(data.path, None, f"no {name} example has an answer token left after truncation to "
+                        f"data.max_length={max_length}")
+    return rows, stats

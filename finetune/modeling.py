@@ -1,0 +1,95 @@
+"""Load the base model and tokenizer named by `cfg.model`, and wrap the model for the recipe."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from finetune.config import Adaptation, Precision, resolved_alpha, resolved_rank
+from finetune.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+BUILDERS = ("tiny_llama",)
+
+
+def model_source(cfg: Any) -> str:
+    """The local directory or hub ID to load from, building the embedded tiny model first if asked."""
+    m = cfg.model
+    if m.build is not None:
+        if m.build not in BUILDERS:
+            raise ConfigError("model.build", f"unknown builder {m.build!r} (available: {', '.join(BUILDERS)})")
+        from finetune.tiny_model import ensure_tiny_model
+
+        return str(ensure_tiny_model(m.path))
+    path = Path(m.path).expanduser()
+    if path.exists() and not (path / "config.json").is_file():
+        raise ConfigError("model.path", f"{m.path} exists but holds no config.json; expected a Hugging Face model "
+                          "directory or a hub ID")
+    return str(path) if path.exists() else m.path
+
+
+def torch_dtype(cfg: Any) -> Any:
+    import torch
+
+    precision = Precision(cfg.training.precision)
+    if precision is Precision.auto:
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[precision]
+
+
+def load_tokenizer(cfg: Any, source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=cfg.model.revision,
+                                                  trust_remote_code=cfg.model.trust_remote_code)
+    except OSError as exc:
+        raise UserError(f"model.path: cannot load a tokenizer from {source!r}: {exc}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        log.warning("the tokenizer of %s has no chat template; chat data needs one", source)
+    return tokenizer
+
+
+def load_model(cfg: Any, source: str) -> Any:
+    """The base causal LM in the recipe's precision, with LoRA applied when the recipe adapts with LoRA."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg), "revision": cfg.model.revision,
+                              "trust_remote_code": cfg.model.trust_remote_code}
+    if cfg.model.attn_implementation:
+        kwargs["attn_implementation"] = cfg.model.attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise UserError(f"model.path: cannot load a model from {source!r}: {exc}") from None
+    if cfg.training.gradient_checkpointing:
+        model.config.use_cache = False
+    if Adaptation(cfg.recipe.adaptation) is Adaptation.lora:
+        model = apply_lora(cfg, model)
+    return model
+
+
+def lora_config(cfg: Any) -> Any:
+    from peft import LoraConfig
+
+    targets = cfg.lora.target_modules
+    targets = targets if isinstance(targets, str) else list(targets)
+    return LoraConfig(r=resolved_rank(cfg), lora_alpha=resolved_alpha(cfg), lora_dropout=cfg.lora.dropout,
+                      target_modules=targets, use_rslora=cfg.lora.use_rslora, bias="none", task_type="CAUSAL_LM")
+
+
+def apply_lora(cfg: Any, model: Any) -> Any:
+    from peft import get_peft_model
+
+    try:
+        peft_model = get_peft_model(model, lora_config(cfg))
+    except ValueError as exc:  # e.g. target modules not found in the model
+        raise ConfigError("lora.target_modules", str(exc)) from None
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    log.info("LoRA rank %d, alpha %d on %s: %d of %d parameters trainable (%.2f%%)", resolved_rank(cfg),
+             resolved_alpha(cfg), sorted(peft_model.peft_config["default"].target_modules), trainable, total,
+             100 * trainable / total)
+    return peft_model
