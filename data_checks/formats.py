@@ -171,7 +171,8 @@ def resolve_format(records: list[dict[str, Any]], requested: str, source: str, f
 
     if requested != "auto":
         if requested not in FORMATS:
-            raise DataError(source, None, f"unknown format {requested!r} (expected auto or one of {', '.join(FORMATS)})")
+            expected = ", ".join(FORMATS)
+            raise DataError(source, None, f"unknown format {requested!r} (expected auto or one of {expected})")
         return requested
     fmt = detect_format(records[0]) if records else None
     if fmt is None:

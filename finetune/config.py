@@ -221,7 +221,7 @@ def validate(cfg: Any) -> None:
     if not 0 <= cfg.lora.dropout < 1:
         raise ConfigError("lora.dropout", f"must be in [0, 1), got {cfg.lora.dropout}")
     if cfg.export.merge and Adaptation(cfg.recipe.adaptation) is Adaptation.full:
-        raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; its export is already a full model")
+        raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; it exports a full model anyway")
     fmt = DataFormat(d.format).value
     if fmt != "auto":
         check_format_fits(cfg, fmt)

@@ -62,6 +62,10 @@ def load_splits(cfg: Any) -> DataSplits:
     return DataSplits(_subset(train, sorted(order[n_eval:])), _subset(train, sorted(order[:n_eval])), fmt, "held_out")
 
 
+def _as_messages(value: str | list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    return value if isinstance(value, list) else [{"role": role, "content": value}]
+
+
 def to_example(record: dict[str, Any], fmt: str) -> dict[str, Any]:
     """One record in one of the three trainable shapes."""
     if fmt == "chat":
@@ -71,9 +75,7 @@ def to_example(record: dict[str, Any], fmt: str) -> dict[str, Any]:
     if fmt == "prompt_completion":
         prompt, completion = record["prompt"], record["completion"]
         if isinstance(prompt, list) or isinstance(completion, list):
-            def as_list(v, role):
-                return (v if isinstance(v, list) else [{"role": role, "content": v}])
-            return {"messages": as_list(prompt, "user") + as_list(completion, "assistant")}
+            return {"messages": _as_messages(prompt, "user") + _as_messages(completion, "assistant")}
         return {"prompt": prompt, "completion": completion}
     if fmt == "text":
         return {"text": record["text"]}
