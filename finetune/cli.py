@@ -41,7 +41,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if export:
         lines.append(f"export ({export['kind']}): {export['path']}")
         lines.append(f"serve it: {export['vllm_command']}")
-    print("\n".join(lines), flush=True)
+    log.info("\n".join(lines))  # to the terminal and to train.log
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -52,7 +52,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         from finetune.run import run
 
-        summary = run(cfg, run_dir)
+        summary = run(cfg, run_dir).summary
     except USER_ERRORS as exc:
         log.error("error: %s", exc)
         sys.exit(EXIT_USER_ERROR)

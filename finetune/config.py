@@ -196,6 +196,7 @@ def batch_layout(cfg: Any, world_size: int) -> tuple[int, int]:
 
 def validate(cfg: Any) -> None:
     """Cross-field rules, checked before any data or model is loaded. Raise ConfigError on the first."""
+    _check_against_schema(cfg)
     t, d = cfg.training, cfg.data
     positive = {"training.effective_batch_size": t.effective_batch_size,
                 "training.max_per_device_batch_size": t.max_per_device_batch_size,
@@ -231,6 +232,18 @@ def validate(cfg: Any) -> None:
     if problems:
         key, problem = problems[0].split(": ", 1)
         raise ConfigError(key, problem)
+
+
+def _check_against_schema(cfg: Any) -> None:
+    """Keys appended with `+key=value` escape Hydra's struct check; the schema still rejects them."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        # A plain copy: Hydra leaves appended nodes unflagged, and the merge would inherit that.
+        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.to_container(cfg, resolve=False))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        raise ConfigError(key, str(exc).splitlines()[0]) from None
 
 
 def checks_config(cfg: Any) -> ChecksConfig:

@@ -72,11 +72,27 @@ def load_model(cfg: Any, source: str) -> Any:
     return model
 
 
-def lora_config(cfg: Any) -> Any:
+def linear_layer_names(model: Any) -> list[str]:
+    """Leaf names of every linear layer but the output head: what `all-linear` means, spelled out.
+
+    PEFT would record full module paths for `all-linear`; short names keep the adapter config
+    readable and match the names vLLM's packed-module mapping expects (q_proj, ..., down_proj).
+    """
+    import torch
+
+    head = model.get_output_embeddings()
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and module is not head})
+
+
+def lora_config(cfg: Any, model: Any) -> Any:
     from peft import LoraConfig
 
     targets = cfg.lora.target_modules
-    targets = targets if isinstance(targets, str) else list(targets)
+    if targets == "all-linear":
+        targets = linear_layer_names(model)
+    elif not isinstance(targets, str):
+        targets = list(targets)
     return LoraConfig(r=resolved_rank(cfg), lora_alpha=resolved_alpha(cfg), lora_dropout=cfg.lora.dropout,
                       target_modules=targets, use_rslora=cfg.lora.use_rslora, bias="none", task_type="CAUSAL_LM")
 
@@ -85,7 +101,7 @@ def apply_lora(cfg: Any, model: Any) -> Any:
     from peft import get_peft_model
 
     try:
-        peft_model = get_peft_model(model, lora_config(cfg))
+        peft_model = get_peft_model(model, lora_config(cfg, model))
     except ValueError as exc:  # e.g. target modules not found in the model
         raise ConfigError("lora.target_modules", str(exc)) from None
     trainable, total = peft_model.get_nb_trainable_parameters()

@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from data_checks import run_gates, summary_table, write_json_atomic
-from finetune.callbacks import peak_memory_mb, stopped_early
 from finetune.config import Adaptation, checks_config, validate
 from finetune.data import load_splits, tokenize_split
 from finetune.export import export_adapter, export_full_model
@@ -37,8 +37,17 @@ def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str
     return report
 
 
-def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """Train and export as `cfg` says; return the summary (also written to run_dir/summary.json)."""
+@dataclass
+class RunResult:
+    """The summary (as written to summary.json) and, when training ran, the trained model in memory."""
+
+    summary: dict[str, Any]
+    model: Any = None
+    tokenizer: Any = None
+
+
+def run(cfg: Any, run_dir: Path) -> RunResult:
+    """Train and export as `cfg` says; the summary is also written to run_dir/summary.json."""
     started = time.perf_counter()
     validate(cfg)
     splits = load_splits(cfg)
@@ -54,7 +63,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
         write_json_atomic(run_dir / "summary.json", summary)
-        return summary
+        return RunResult(summary)
 
     max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
     train_rows, train_stats = tokenize_split(splits.train, splits.format, tokenizer, max_length, train_on, "train")
@@ -63,7 +72,9 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
                        "eval_source": splits.eval_source, "truncated": train_stats.truncated,
                        "dropped_no_answer_tokens": train_stats.dropped_no_answer_tokens}
 
-    from finetune.trainer import build_trainer  # imports TRL; after the data is known to be good
+    # TRL and the trainer are imported only once the config and the data are known to be good.
+    from finetune.callbacks import peak_memory_mb, stopped_early
+    from finetune.trainer import build_trainer
 
     configure_logger(cfg, run_dir)
     model = load_model(cfg, source)
@@ -94,7 +105,7 @@ def run(cfg: Any, run_dir: Path) -> dict[str, Any]:
     plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     summary["metrics"]["wall_seconds"] = time.perf_counter() - started
     write_json_atomic(run_dir / "summary.json", summary)
-    return summary
+    return RunResult(summary, trainer.model, tokenizer)
 
 
 def _best_step(state: Any) -> int | None:

@@ -49,7 +49,7 @@ def sft_config(cfg: Any, run_dir: Path, train_examples: int) -> Any:
         warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
-        gradient_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing=t.gradient_checkpointing,
         bf16=dtype == torch.bfloat16,
         fp16=Precision(t.precision) is Precision.fp16,
         eval_strategy="steps",

@@ -1,0 +1,64 @@
+"""Shared fixtures: an isolated model cache, config composition, and a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+# One tiny-model cache for the whole session, subprocesses included (they inherit the environment).
+os.environ.setdefault("FINETUNE_CACHE", tempfile.mkdtemp(prefix="finetune-test-cache-"))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    from finetune.tiny_model import ensure_tiny_model
+
+    return ensure_tiny_model(Path(os.environ["FINETUNE_CACHE"]) / "tiny-llama-v1")
+
+
+def compose(overrides: list[str] | None = None) -> Any:
+    """The config `python train.py OVERRIDES` would run with (Hydra's compose API, same schema)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from finetune.cli import CONFIG_DIR
+    from finetune.config import register_schema
+
+    register_schema()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=overrides or [])
+
+
+def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python train.py ARGS` in a subprocess; stdout and stderr captured as text."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def chat(question: str, answer: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+
+def needs_shared(name: str) -> Path:
+    """Path of a shared dataset folder, or skip the test with a reason when ../shared is absent."""
+    path = SHARED_DATASETS / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared datasets sit beside the repo only on project machines)")
+    return path
