@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     gates = [g.strip() for g in args.checks.split(",") if g.strip()]
+    if not gates:
+        print("data-checks: error: --checks names no gate", file=sys.stderr)
+        return 2
     config = ChecksConfig(run=gates, fail_on=gates,
                           template=TemplateGateConfig(max_violation_rate=args.max_template_violation_rate))
     problems = config.problems()

@@ -69,21 +69,25 @@ def _read_json(path: Path) -> LoadedData:
         raise DataError(str(path), None, f"expected a JSON list of records, got {type(value).__name__}")
     for i, item in enumerate(value):
         if not isinstance(item, dict):
-            raise DataError(str(path), i + 1, f"record {i + 1} is {type(item).__name__}, expected an object")
+            raise DataError(str(path), None, f"record {i + 1} is {type(item).__name__}, expected an object")
     return LoadedData(str(path), value, list(range(1, len(value) + 1)), "json")
 
 
 def _read_csv(path: Path) -> LoadedData:
     records, lines = [], []
     with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
             raise DataError(str(path), 1, "CSV file has no header row")
+        start = reader.line_num + 1  # a quoted cell may span lines: name a row by its first line
         for row in reader:
-            if None in row:
-                raise DataError(str(path), reader.line_num, "row has more cells than the header")
-            records.append(dict(row))
-            lines.append(reader.line_num)
+            if row:  # blank lines hold no record (as in csv.DictReader)
+                if len(row) > len(header):
+                    raise DataError(str(path), start, "row has more cells than the header")
+                records.append(dict(zip(header, row + [None] * (len(header) - len(row)), strict=True)))
+                lines.append(start)
+            start = reader.line_num + 1
     return LoadedData(str(path), records, lines, "csv")
 
 
@@ -129,7 +133,8 @@ def _read_hub(name: str, split: str) -> LoadedData:
 def looks_like_hub_id(source: str) -> bool:
     """`owner/name` with no such local path: treat it as a hub dataset ID."""
     parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and not os.path.exists(source)
+    return (len(parts) == 2 and all(parts) and not source.startswith((".", "~")) and not os.path.exists(source)
+            and Path(source).suffix.lower() not in LOCAL_SUFFIXES)
 
 
 def read_records(source: str | os.PathLike[str], split: str = "train") -> LoadedData:

@@ -18,6 +18,9 @@ def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(value, f, indent=2, ensure_ascii=False)
             f.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file 0600; give it what open() would
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

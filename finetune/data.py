@@ -121,11 +121,16 @@ def _answer_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, 
 
 def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str) -> dict[str, Any]:
     """`input_ids` plus `assistant_masks` (1 where the loss applies) and whether it was truncated."""
+    if "prompt" in example:
+        # Tokenised apart, so a prompt ending in a space cannot merge into the first answer token.
+        prompt_ids = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
+        answer = example["completion"] + (tokenizer.eos_token or "")
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + answer_ids
+        mask = [int(train_on == "all")] * len(prompt_ids) + [1] * len(answer_ids)
+        return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": len(ids) > max_length}
     if "messages" in example:
         text, spans = _answer_spans(tokenizer, example["messages"])
-    elif "prompt" in example:
-        text = example["prompt"] + example["completion"] + (tokenizer.eos_token or "")
-        spans = [(len(example["prompt"]), len(text))]
     else:
         text = example["text"] + (tokenizer.eos_token or "")
         spans = [(0, len(text))]

@@ -69,6 +69,7 @@ def sft_config(cfg: Any, run_dir: Path, train_examples: int) -> Any:
         max_length=cfg.data.max_length,
         dataset_kwargs={"skip_prepare_dataset": False},
         disable_tqdm=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 

@@ -65,7 +65,8 @@ def test_lora_rank_follows_task_type(overrides: list[str], rank: int, alpha: int
 ])
 def test_batch_layout_reaches_effective_batch(effective: int, max_per_device: int, world: int,
                                               layout: tuple[int, int]):
-    cfg = compose([f"training.effective_batch_size={effective}", f"training.max_per_device_batch_size={max_per_device}"])
+    cfg = compose([f"training.effective_batch_size={effective}",
+                   f"training.max_per_device_batch_size={max_per_device}"])
     per_device, accumulation = batch_layout(cfg, world)
     assert (per_device, accumulation) == layout
     assert per_device * accumulation * world == effective
