@@ -181,3 +181,26 @@ def resolve_format(records: list[dict[str, Any]], requested: str, source: str, f
                         "expected messages, instruction/output, prompt/completion, prompt/chosen/rejected, "
                         "prompt or text (or set the format explicitly)")
     return fmt
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, list):
+        return "\n".join(str(m.get("content", "")) for m in value if isinstance(m, dict))
+    return "" if value is None else str(value)
+
+
+def record_text(record: dict[str, Any], fmt: str, field: str | None = None) -> str:
+    """The text a content gate (near-duplicates, PII) looks at in one record.
+
+    chat: every turn's content joined; alpaca: instruction, input and output; prompt_completion:
+    prompt + completion; preference: prompt + chosen; prompt: the prompt; text: the text.
+    `field` names one field to use instead (its value flattened the same way).
+    """
+    if field is not None:
+        return _flatten(record.get(field))
+    keys = {"chat": ("messages",), "alpaca": ("instruction", "input", "output"),
+            "prompt_completion": ("prompt", "completion"), "preference": ("prompt", "chosen"),
+            "prompt": ("prompt",), "text": ("text",)}.get(fmt)
+    if keys is None:
+        return " ".join(_flatten(v) for v in record.values() if isinstance(v, (str, list)))
+    return "\n".join(part for part in (_flatten(record.get(k)) for k in keys) if part)
