@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from data_checks import DataError, LoadedData, read_records, record_problems
+from data_checks.chat_template import TemplateError, answer_spans, answer_token_mask
 from data_checks.formats import alpaca_to_messages, resolve_format
 from finetune.config import check_format_fits
 from finetune.errors import UserError
@@ -99,26 +100,6 @@ class TokenizeStats:
                         "(raise data.max_length to keep them)", name, self.dropped_no_answer_tokens)
 
 
-def _answer_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
-    """Render a conversation with the tokenizer's own chat template; character spans of assistant turns.
-
-    Each assistant turn spans from the end of the rendered prefix with a generation prompt to
-    the end of the rendered prefix that includes the turn, so the end-of-turn token is trained.
-    """
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        start_text = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        end_text = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not (full.startswith(start_text) and full.startswith(end_text)):
-            raise UserError("the tokenizer's chat template does not render conversations prefix by prefix, "
-                            "so assistant tokens cannot be located; set data.train_on=all")
-        spans.append((len(start_text), len(end_text)))
-    return full, spans
-
-
 def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str) -> dict[str, Any]:
     """`input_ids` plus `assistant_masks` (1 where the loss applies) and whether it was truncated."""
     if "prompt" in example:
@@ -129,17 +110,20 @@ def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, t
         ids = prompt_ids + answer_ids
         mask = [int(train_on == "all")] * len(prompt_ids) + [1] * len(answer_ids)
         return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": len(ids) > max_length}
-    if "messages" in example:
-        text, spans = _answer_spans(tokenizer, example["messages"])
+    if "messages" in example and train_on == "all":
+        text, spans = tokenizer.apply_chat_template(example["messages"], tokenize=False), []
+    elif "messages" in example:
+        try:
+            text, spans = answer_spans(tokenizer, example["messages"])
+        except TemplateError as exc:
+            raise UserError(f"the tokenizer's chat template: {exc}; set data.train_on=all to train on every "
+                            "token") from None
     else:
         text = example["text"] + (tokenizer.eos_token or "")
         spans = [(0, len(text))]
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    ids, mask = answer_token_mask(tokenizer, text, spans)
     if train_on == "all":
         mask = [1] * len(ids)
-    else:
-        mask = [int(any(s <= start < e for s, e in spans)) for start, _ in offsets]
     truncated = len(ids) > max_length
     return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": truncated}
 

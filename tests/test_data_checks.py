@@ -356,7 +356,8 @@ def test_run_gates_report_shape():
         "passed": False, "records": 2, "format": "alpaca", "sources": ["mem.jsonl"], "fail_on": ["template"],
         "checks": {"template": {"passed": False, "format": "alpaca", "checked": 2, "violation_rate": 0.5,
                                 "max_violation_rate": 0.0,
-                                "violations": [{"record": 1, "line": 5, "problem": "field 'output' is empty"}]}},
+                                "violations": [{"record": 1, "line": 5, "problem": "field 'output' is empty"}],
+                                "truncated": None, "truncation_rate": None, "max_length": None}},
     }
     json.dumps(report)  # serialisable as is
     table = summary_table(report)
