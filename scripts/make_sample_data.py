@@ -1,5 +1,7 @@
 """Generate the bundled SFT sample (`finetune/sample_data/sft_sample.jsonl`).
 
+Every conversation is distinct: the sample must pass the project's own duplicate gate.
+
 The sample is the project's own: small, deterministic assistant tasks (arithmetic,
 word reversal, look-ups in fixed tables) whose answers follow a fixed pattern, so a
 model of a few hundred thousand parameters visibly learns it within a minute on CPU.
@@ -59,9 +61,11 @@ TASKS = [_arithmetic, _reverse, _colour, _french, _upper]
 
 
 def make_examples(n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct conversations (no exact duplicates, so the demo passes the dedup gate)."""
     rng = random.Random(seed)
-    examples = []
-    for _ in range(n):
+    examples: list[dict] = []
+    seen: set[str] = set()
+    while len(examples) < n:
         messages = []
         if rng.random() < 0.3:
             messages.append({"role": "system", "content": SYSTEM})
@@ -69,7 +73,10 @@ def make_examples(n: int, seed: int = 0) -> list[dict]:
             question, answer = rng.choice(TASKS)(rng)
             messages.append({"role": "user", "content": question})
             messages.append({"role": "assistant", "content": answer})
-        examples.append({"messages": messages})
+        key = json.dumps(messages, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            examples.append({"messages": messages})
     return examples
 
 
