@@ -38,21 +38,28 @@ class LoadedData:
         return len(self.records)
 
 
-def _read_jsonl(path: Path) -> LoadedData:
-    records, lines = [], []
-    with path.open(encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
+def _read_jsonl(path: Path, skip_invalid: bool = False) -> LoadedData:
+    """Stream the file line by line; with `skip_invalid`, unparseable lines are counted, not fatal."""
+    records, lines, skipped = [], [], []
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                value = json.loads(text)
+                value = json.loads(raw.decode("utf-8"))
+                problem = None if isinstance(value, dict) else f"expected a JSON object, got {type(value).__name__}"
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
             except json.JSONDecodeError as exc:
-                raise DataError(str(path), number, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(value, dict):
-                raise DataError(str(path), number, f"expected a JSON object, got {type(value).__name__}")
+                problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
+            if problem is not None:
+                if not skip_invalid:
+                    raise DataError(str(path), number, problem)
+                skipped.append({"line": number, "problem": problem})
+                continue
             records.append(value)
             lines.append(number)
-    return LoadedData(str(path), records, lines, "jsonl")
+    return LoadedData(str(path), records, lines, "jsonl", {"skipped_invalid": skipped} if skip_invalid else {})
 
 
 def _read_json(path: Path) -> LoadedData:
@@ -137,8 +144,11 @@ def looks_like_hub_id(source: str) -> bool:
             and Path(source).suffix.lower() not in LOCAL_SUFFIXES)
 
 
-def read_records(source: str | os.PathLike[str], split: str = "train") -> LoadedData:
-    """Read every record of `source`; raise `DataError` naming the path and line on bad input."""
+def read_records(source: str | os.PathLike[str], split: str = "train", skip_invalid: bool = False) -> LoadedData:
+    """Read every record of `source`; raise `DataError` naming the path and line on bad input.
+
+    `skip_invalid` (JSONL only) skips unparseable lines and lists them in `extra["skipped_invalid"]`.
+    """
     text = str(source)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -149,8 +159,10 @@ def read_records(source: str | os.PathLike[str], split: str = "train") -> Loaded
         kind = LOCAL_SUFFIXES.get(path.suffix.lower())
         if kind is None:
             raise DataError(text, None, f"unknown file type {path.suffix!r} (use .jsonl, .json, .parquet or .csv)")
+        readers = {"jsonl": lambda p: _read_jsonl(p, skip_invalid), "json": _read_json, "csv": _read_csv,
+                   "parquet": _read_parquet}
         try:
-            loaded = {"jsonl": _read_jsonl, "json": _read_json, "csv": _read_csv, "parquet": _read_parquet}[kind](path)
+            loaded = readers[kind](path)
         except UnicodeDecodeError as exc:
             raise DataError(text, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if not loaded.records:

@@ -176,8 +176,9 @@ def test_unreadable_sources(tmp_path: Path, make: Any, problem: str):
     path = next(iter(base.parent.iterdir()), base)
     with pytest.raises(DataError) as err:
         read_records(path)
-    assert err.value.line is None
-    assert str(err.value) == f"{path}: {err.value.problem}"
+    line = 1 if problem == "not UTF-8 text" else None  # JSONL is decoded line by line, so the line is known
+    assert err.value.line == line
+    assert str(err.value) == (f"{path}:{line}: " if line else f"{path}: ") + err.value.problem
     assert err.value.problem.startswith(problem)
 
 
