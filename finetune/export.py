@@ -1,57 +1,278 @@
-"""Write the trained result where vLLM can serve it: a PEFT adapter or a full model, atomically."""
+"""Export what was trained where vLLM can serve it: a PEFT adapter or a merged/full model.
+
+Every export is written to a temporary folder and renamed into place only when complete, and is
+checked first: an adapter against the rules vLLM enforces (`finetune.vllm_rules`), every export for
+its stop tokens (the chat template's end-of-turn token is in `generation_config.json`), a merge
+against the base model the adapter was trained on. Standalone:
+
+    python -m finetune.export RUN_DIR_OR_CHECKPOINT [--merge] [--out DIR] [--base MODEL]
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# LoRA ranks vLLM accepts for --max-lora-rank (vllm/config/lora.py); the adapter's rank may sit below one.
-VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+from finetune.errors import UserError
+from finetune.vllm_rules import adapter_rank, vllm_adapter_problems, vllm_max_lora_rank
+
+log = logging.getLogger(__name__)
+EXPORT_INFO = "finetune_export.json"  # what the export was made from: base model fingerprint, recipe
+FINGERPRINT_KEYS = ("model_type", "architectures", "hidden_size", "vocab_size", "num_hidden_layers",
+                    "num_attention_heads", "num_key_value_heads", "intermediate_size")
 
 
-def vllm_max_lora_rank(rank: int) -> int:
-    """The smallest `--max-lora-rank` value vLLM allows that fits `rank`."""
-    for allowed in VLLM_MAX_LORA_RANKS:
-        if rank <= allowed:
-            return allowed
-    raise ValueError(f"LoRA rank {rank} is above vLLM's largest --max-lora-rank ({VLLM_MAX_LORA_RANKS[-1]})")
+class ExportError(UserError):
+    """The export would not load or would behave differently from what was trained."""
 
 
-def _write_atomically(target: Path, write: Any) -> Path:
+def fingerprint(config: Any) -> dict[str, Any]:
+    """The parts of a model config an adapter depends on."""
+    values = config if isinstance(config, dict) else config.to_dict()
+    return {k: values.get(k) for k in FINGERPRINT_KEYS if values.get(k) is not None}
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """EOS plus the special token that ends an assistant turn in the chat template (e.g. <|eot_id|>)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    if getattr(tokenizer, "chat_template", None):
+        marker = "\x00answer\x00"
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
+                                              {"role": "assistant", "content": marker}], tokenize=False)
+        if marker in text:
+            special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+            special |= set(tokenizer.all_special_tokens)
+            after = tokenizer(text.split(marker, 1)[1], add_special_tokens=False)["input_ids"]
+            for token_id in after:
+                if tokenizer.convert_ids_to_tokens(token_id) in special:
+                    ids.add(token_id)
+                    break
+    return sorted(ids)
+
+
+def _generation_config(model_config: Any, tokenizer: Any, base_model: str | None = None) -> Any:
+    """The base model's generation config (or one derived from its config) with every stop token in eos_token_id."""
+    from transformers import GenerationConfig
+
+    try:
+        generation = GenerationConfig.from_pretrained(base_model) if base_model else None
+    except OSError:
+        generation = None
+    if generation is None:
+        generation = GenerationConfig.from_model_config(model_config)
+        generation.use_cache = True  # a training-time use_cache=False must not reach serving
+    generation.eos_token_id = stop_token_ids(tokenizer) or generation.eos_token_id
+    if generation.pad_token_id is None:
+        generation.pad_token_id = tokenizer.pad_token_id
+    return generation
+
+
+def _write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp)
+        old = None
         if target.exists():
-            shutil.rmtree(target)
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
         os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return target
+    return target.resolve()
 
 
-def export_adapter(model: Any, tokenizer: Any, out_dir: Path, base_model: str, name: str) -> dict[str, Any]:
-    """Save the PEFT adapter with the tokenizer (and its chat template) beside it."""
+def vllm_command(base_model: str, adapter_path: Path | None = None, name: str = "adapter",
+                 rank: int | None = None) -> str:
+    if adapter_path is None:
+        return f"vllm serve {base_model}"
+    return (f"vllm serve {base_model} --enable-lora --lora-modules {name}={adapter_path} "
+            f"--max-lora-rank {vllm_max_lora_rank(rank or 1)}")
+
+
+def _embedding_vocab(adapter_dir: Path) -> int | None:
+    """Vocabulary size covered by an embedding LoRA in the saved weights, if there is one."""
+    from safetensors import safe_open
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            if "lora_embedding_A" in key:
+                return int(f.get_slice(key).get_shape()[1])
+    return None
+
+
+def check_adapter(adapter_dir: Path, base_config: dict[str, Any] | None) -> list[str]:
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    return vllm_adapter_problems(config, base_config, _embedding_vocab(adapter_dir))
+
+
+def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
+                   card: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """Save the PEFT adapter, its tokenizer (chat template included), generation config and model card."""
+    base_config = model.get_base_model().config
+    base_model = model.peft_config["default"].base_model_name_or_path
+
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _generation_config(base_config, tokenizer, base_model).save_pretrained(tmp)
+        problems = check_adapter(tmp, base_config.to_dict())
+        if problems:
+            raise ExportError("the adapter would not load in vLLM: " + "; ".join(problems))
+        rank = adapter_rank(json.loads((tmp / "adapter_config.json").read_text()))
+        info = {"kind": "adapter", "base_model": base_model, "base_config": fingerprint(base_config),
+                "rank": rank, "name": name, "stop_token_ids": stop_token_ids(tokenizer),
+                "vllm_command": vllm_command(base_model, out_dir.resolve(), name, rank)}
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        if card is not None:
+            (tmp / "README.md").write_text(card(info))
 
-    path = _write_atomically(out_dir, write).resolve()
-    rank = max([model.peft_config["default"].r, *model.peft_config["default"].rank_pattern.values()])
-    command = (f"vllm serve {base_model} --enable-lora --lora-modules {name}={path} "
-               f"--max-lora-rank {vllm_max_lora_rank(rank)}")
-    return {"path": str(path), "kind": "adapter", "base_model": base_model, "vllm_command": command}
+    path = _write_atomically(out_dir, write)
+    info = json.loads((path / EXPORT_INFO).read_text())
+    return {"path": str(path), "kind": "adapter", "base_model": base_model, "vllm_command": info["vllm_command"]}
 
 
-def export_full_model(model: Any, tokenizer: Any, out_dir: Path) -> dict[str, Any]:
-    """Save a full model (safetensors shards, config, generation config) with its tokenizer."""
+def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str,
+                      card: Callable[[dict[str, Any]], str] | None = None, kind: str = "full_model") -> dict[str, Any]:
+    """Save a full (or merged) model in safetensors shards with config, generation config and tokenizer."""
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp, max_shard_size="5GB")
         tokenizer.save_pretrained(tmp)
+        _generation_config(model.config, tokenizer, base_model).save_pretrained(tmp)
+        info = {"kind": kind, "base_model": base_model, "base_config": fingerprint(model.config),
+                "stop_token_ids": stop_token_ids(tokenizer), "vllm_command": vllm_command(str(out_dir.resolve()))}
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        if card is not None:
+            (tmp / "README.md").write_text(card(info))
 
-    path = _write_atomically(out_dir, write).resolve()
-    return {"path": str(path), "kind": "full_model", "vllm_command": f"vllm serve {path}"}
+    path = _write_atomically(out_dir, write)
+    return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": vllm_command(str(path))}
+
+
+def _load_base(base: str) -> tuple[Any, Any]:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(base), base
+    except OSError as exc:
+        raise ExportError(f"cannot load the base model {base!r}: {exc}") from None
+
+
+def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
+                  card: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+    """Merge an exported adapter into its base model and save the result as a full model.
+
+    Refuses a base whose architecture, hidden size or vocabulary differs from the one the adapter
+    was trained on. (A QLoRA adapter merges into the un-quantised base: the base is loaded in full
+    precision here, which is the dequantised form of what was trained.)
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    base = base or adapter_config.get("base_model_name_or_path")
+    if not base:
+        raise ExportError(f"{adapter_dir}: the adapter does not name its base model; pass --base")
+    config, base = _load_base(base)
+    info_path = adapter_dir / EXPORT_INFO
+    if info_path.is_file():
+        trained_on = json.loads(info_path.read_text())["base_config"]
+        actual = fingerprint(config)
+        differences = [f"{k} {trained_on[k]} (trained) vs {actual.get(k)} (given)" for k in trained_on
+                       if trained_on[k] != actual.get(k)]
+        if differences:
+            raise ExportError(f"the base model {base!r} is not the one the adapter was trained on: "
+                              + "; ".join(differences))
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    try:
+        merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    except (RuntimeError, ValueError) as exc:
+        raise ExportError(f"the adapter does not fit the base model {base!r}: {str(exc).splitlines()[0]}") from None
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").is_file()
+                                              else base)
+    return export_full_model(merged, tokenizer, out_dir, base, card, kind="merged_model")
+
+
+def resolve_adapter_dir(path: Path) -> Path:
+    """An adapter folder, a checkpoint folder, or a run directory (whose adapter/ is taken)."""
+    if (path / "adapter_config.json").is_file():
+        return path
+    if (path / "adapter" / "adapter_config.json").is_file():
+        return path / "adapter"
+    raise ExportError(f"{path}: neither an adapter (no adapter_config.json) nor a run directory with adapter/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="finetune-export", description="Export a trained adapter for vLLM: "
+                                     "check it, or merge it into its base model.")
+    parser.add_argument("path", type=Path, help="a run directory, a checkpoint folder or an adapter folder")
+    parser.add_argument("--merge", action="store_true", help="merge into the base model and save a full model")
+    parser.add_argument("--out", type=Path, help="where to write (default: RUN_DIR/merged, or RUN_DIR/adapter "
+                        "for a checkpoint of a run)")
+    parser.add_argument("--base", help="the base model to merge into (default: the adapter's base_model_name_or_path)")
+    parser.add_argument("--name", default="adapter", help="the LoRA name in the printed vllm serve command")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        adapter_dir = resolve_adapter_dir(args.path)
+        run_dir = adapter_dir.parent.parent if adapter_dir.parent.name == "checkpoints" else adapter_dir.parent
+        if args.merge:
+            result = merge_adapter(adapter_dir, args.out or run_dir / "merged", args.base)
+        else:
+            out = args.out or (run_dir / "adapter" if adapter_dir.parent.name == "checkpoints" else None)
+            if out is None:
+                raise ExportError("--out is needed to re-export an adapter folder (or use --merge)")
+            result = reexport_adapter(adapter_dir, out, args.name)
+    except UserError as exc:
+        print(f"finetune-export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"export ({result['kind']}): {result['path']}\nserve it: {result['vllm_command']}")
+    return 0
+
+
+def reexport_adapter(adapter_dir: Path, out_dir: Path, name: str) -> dict[str, Any]:
+    """Check an adapter folder (e.g. a checkpoint's) and copy it as a complete, vLLM-checked export."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    base = adapter_config.get("base_model_name_or_path")
+    if not base:
+        raise ExportError(f"{adapter_dir}: the adapter does not name its base model (base_model_name_or_path)")
+    base_config = AutoConfig.from_pretrained(base)
+    problems = check_adapter(adapter_dir, base_config.to_dict())
+    if problems:
+        raise ExportError("the adapter would not load in vLLM: " + "; ".join(problems))
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+    rank = adapter_rank(adapter_config)
+
+    def write(tmp: Path) -> None:
+        for name_ in ("adapter_config.json", "adapter_model.safetensors", "README.md", EXPORT_INFO):
+            if (adapter_dir / name_).is_file():
+                shutil.copy2(adapter_dir / name_, tmp / name_)
+        tokenizer.save_pretrained(tmp)
+        _generation_config(base_config, tokenizer, base).save_pretrained(tmp)
+
+    path = _write_atomically(out_dir, write)
+    return {"path": str(path), "kind": "adapter", "base_model": base, "vllm_command": vllm_command(base, path, name,
+                                                                                                  rank)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

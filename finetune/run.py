@@ -15,8 +15,9 @@ from typing import Any
 from data_checks import run_gates, summary_table, write_json_atomic
 from finetune.config import Adaptation, checks_config, validate
 from finetune.data import load_splits, tokenize_split
-from finetune.export import export_adapter, export_full_model
+from finetune.export import export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
+from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
 from finetune.modeling import load_model, load_tokenizer, model_source
 from finetune.plots import plot_losses
 
@@ -31,7 +32,9 @@ def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str
     if not cfg.checks.enabled:
         log.info("data gates disabled (checks.enabled=false)")
         return None
-    report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=tokenizer)
+    # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
+    report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=tokenizer, against=splits.eval,
+                       max_length=cfg.data.max_length)
     report["report_path"] = str(write_json_atomic(run_dir / "data_checks.json", report))
     log.info("data gates on %s:\n%s", splits.train.path, summary_table(report))
     return report
@@ -97,15 +100,33 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
         "wall_seconds": None,
     }
 
-    name = cfg.export.adapter_name or cfg.recipe.name
-    if Adaptation(cfg.recipe.adaptation) is Adaptation.lora:
-        summary["export"] = export_adapter(trainer.model, tokenizer, run_dir / "adapter", source, name)
-    else:
-        summary["export"] = export_full_model(trainer.model, tokenizer, run_dir / "model")
-    plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     summary["metrics"]["wall_seconds"] = time.perf_counter() - started
+    summary["export"] = _export(cfg, trainer.model, tokenizer, source, splits, summary, run_dir)
+    plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(summary, trainer.model, tokenizer)
+
+
+def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],
+            run_dir: Path) -> dict[str, Any]:
+    """The adapter (and, with export.merge, the merged model) or the full model, each with its model card."""
+    from omegaconf import OmegaConf
+
+    datasets = [{"path": d.path, "sha256": sha256_of(d.path), "records": len(d)}
+                for d in ([splits.train, splits.eval] if splits.eval_source == "file" else [splits.train])]
+    run_info = {"recipe": cfg.recipe.name, "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),
+                "datasets": datasets, "gates": summary["gates"], "metrics": summary["metrics"],
+                "versions": library_versions(), "git_commit": git_commit()}
+
+    def card(info: dict[str, Any]) -> str:
+        return render_model_card(run_info, info)
+
+    if Adaptation(cfg.recipe.adaptation) is not Adaptation.lora:
+        return export_full_model(model, tokenizer, run_dir / "model", source, card)
+    exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name, card)
+    if cfg.export.merge:
+        exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card)
+    return exported
 
 
 def _best_step(state: Any) -> int | None:

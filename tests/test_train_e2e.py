@@ -69,6 +69,29 @@ def test_demo_writes_run_directory(demo_run: tuple[Path, object]):
     assert command in result.stdout  # the human summary prints it
 
 
+def test_greedy_generation_stops_at_end_of_turn(demo_run: tuple[Path, object]):
+    """The exported generation_config makes generation stop at the chat template's end-of-turn token."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    run_dir, _ = demo_run
+    adapter = run_dir / "adapter"
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    generation = GenerationConfig.from_pretrained(adapter)
+    base = AutoModelForCausalLM.from_pretrained(_summary(run_dir)["base_model"])
+    model = PeftModel.from_pretrained(base, adapter).eval()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What colour is grass?"}],
+                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    max_new = 40
+    with torch.no_grad():
+        out = model.generate(**prompt, generation_config=generation, max_new_tokens=max_new, do_sample=False)
+    new_tokens = out[0, prompt["input_ids"].shape[1]:].tolist()
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert end_of_turn in generation.eos_token_id
+    assert new_tokens[-1] == end_of_turn and len(new_tokens) < max_new, tokenizer.decode(new_tokens)
+
+
 def test_adapter_reloads_and_reproduces_logits(tmp_path: Path, tiny_model_dir: Path):
     import torch
     from peft import PeftModel
