@@ -10,6 +10,7 @@ The names follow TRL's dataset-format vocabulary:
 | `preference`        | optional `prompt`, `chosen`, `rejected`              |
 | `prompt`            | `prompt` only (prompt-only, for GRPO)                |
 | `text`              | `text` (plain language modelling)                    |
+| `classification`    | annotation rows (`item`, `annotator`, `label`): input of the agreement gate |
 
 `record_problems` finds what makes a record unusable (a missing field, an unknown
 role, empty content); `consistency_problems` finds what makes a usable record
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FORMATS = ("chat", "alpaca", "prompt_completion", "preference", "prompt", "text")
+FORMATS = ("chat", "alpaca", "prompt_completion", "preference", "prompt", "text", "classification")
 ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -49,6 +50,8 @@ def detect_format(record: dict[str, Any]) -> str | None:
         return "prompt"
     if "text" in keys:
         return "text"
+    if {"annotator", "label"} <= keys:
+        return "classification"
     return None
 
 
@@ -115,6 +118,8 @@ def record_problem(record: dict[str, Any], fmt: str) -> str | None:
         return _text_or_messages_problem(record, "prompt")
     if fmt == "text":
         return _string_problem(record, "text")
+    if fmt == "classification":
+        return None  # rows are checked field by field when judgements are read (agreement.py)
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -5,22 +5,27 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
-    """Write `value` as JSON to a temporary file beside `path`, then rename it into place."""
+def write_text_atomic(path: str | os.PathLike[str], chunks: Iterable[str]) -> Path:
+    """Write `chunks` to a temporary file beside `path`, then rename it into place.
+
+    A reader never sees a half-written file, and a failure leaves any previous file untouched.
+    The file gets the permissions a plain open() would give (mkstemp's are 0600).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+            for chunk in chunks:
+                f.write(chunk)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file 0600; give it what open() would
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -28,20 +33,53 @@ def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
     return target
 
 
+def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
+    """`value` as indented JSON, written atomically."""
+    return write_text_atomic(path, [json.dumps(value, indent=2, ensure_ascii=False), "\n"])
+
+
+def _detail(name: str, result: dict[str, Any]) -> str:
+    if name == "template":
+        detail = f"violation rate {result['violation_rate']:.2%} (max {result['max_violation_rate']:.2%})"
+        if result["violations"]:
+            first = result["violations"][0]
+            detail += f"; first: line {first['line']}: {first['problem']}"
+        if result.get("truncation_rate") is not None:
+            detail += f"; {result['truncation_rate']:.2%} longer than {result['max_length']} tokens"
+        return detail
+    if name == "dedup":
+        detail = (f"near-duplicates {result['near_duplicate_rate']:.2%} (max {result['max_rate']:.2%}), "
+                  f"exact {result['exact_duplicate_rate']:.2%}, {len(result['clusters'])} clusters listed")
+        contamination = result.get("contamination")
+        if contamination:
+            detail += f"; {contamination['contaminated']} of {contamination['records']} eval records contaminated"
+        return detail
+    if name == "pii":
+        types = ", ".join(f"{t} {n}" for t, n in sorted(result["by_type"].items(), key=lambda kv: -kv[1]))
+        where = "leaves" if result["data_leaves_trust_boundary"] else "stays inside"
+        return f"{result['records_with_pii']} records with PII ({types or 'none'}); data {where} the trust boundary"
+    if name == "agreement":
+        if result["kappa"] is None:
+            return f"{result['method']} kappa undefined: {result['undefined_reason']}"
+        return (f"{result['method']} kappa {result['kappa']:.3f} (min {result['min_kappa']}), "
+                f"{len(result['annotators'])} annotators, {result['items']} items")
+    return ""
+
+
 def summary_table(report: dict[str, Any]) -> str:
-    """A short human table: one row per gate with its verdict and headline number."""
+    """A short human table: one row per gate (per dataset) with its verdict and headline numbers."""
     rows = [("gate", "result", "detail")]
-    for name, result in report["checks"].items():
-        if name == "template":
-            detail = f"{len(result['violations'])} listed, violation rate {result['violation_rate']:.2%}"
-            if result["violations"]:
-                first = result["violations"][0]
-                detail += f"; first: line {first['line']}: {first['problem']}"
-        else:
-            detail = ""
-        rows.append((name, "pass" if result["passed"] else "FAIL", detail))
+    for dataset in report.get("datasets", [report]):
+        prefix = f"{dataset['sources'][0]}: " if "datasets" in report else ""
+        for name, result in dataset["checks"].items():
+            rows.append((prefix + name, "pass" if result["passed"] else "FAIL", _detail(name, result)))
+        for name, reason in dataset.get("not_applicable", {}).items():
+            rows.append((prefix + name, "n/a", reason))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows]
+    skipped = sum(d.get("skipped_invalid", {}).get("count", 0) for d in report.get("datasets", [report]))
+    if skipped:
+        lines.append(f"{skipped} unparseable lines skipped (--skip-invalid)")
     verdict = "all gates passed" if report["passed"] else "a gate failed"
     lines.append(f"{report['records']} records from {', '.join(report['sources'])}: {verdict}")
     return "\n".join(lines)
