@@ -33,7 +33,8 @@ from tests.conftest import ROOT, chat, needs_shared, write_jsonl
 ALPACA = "alpaca_libre_quality_labels"
 GOOD = {"chat": chat("q", "a"), "alpaca": {"instruction": "i", "output": "o"},
         "prompt_completion": {"prompt": "p", "completion": "c"},
-        "preference": {"prompt": "p", "chosen": "c", "rejected": "r"}, "prompt": {"prompt": "p"}, "text": {"text": "t"}}
+        "preference": {"prompt": "p", "chosen": "c", "rejected": "r"}, "prompt": {"prompt": "p"}, "text": {"text": "t"},
+        "classification": {"item": "1", "annotator": "a", "label": "yes"}}
 
 
 def _lines(path: Path, lines: list[str]) -> Path:
