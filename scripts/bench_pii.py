@@ -1,0 +1,163 @@
+"""Benchmark the PII gate (`data_checks.pii.scan_pii`) against plain presidio, in one process.
+
+    python scripts/bench_pii.py [--n 20000] [--pii-fraction 0.2] [--plain-n N] [--seed 0]
+
+The mix is seeded: `--pii-fraction` of the texts are templates of presidio-research's synthetic PII set
+(`../shared/datasets/presidio_synth_pii`) that hold at least one type the gate checks, refilled with
+values drawn from the set's own values of each type; the rest are PII-free short sentences, some with
+years, prices, times, dates, versions and counts, plus the set's 113 PII-free records.
+
+"Plain presidio" is `AnalyzerEngine.analyze` (no-op NLP engine, the gate's own recognizers, the same
+entities and score threshold) on every text (or on a seeded subset of `--plain-n` texts), with no
+prefilter and no conflict rules. Prints texts/s of each, the ratio, and the agreement of the two on
+which texts hold PII; exits 1 if the gate misses a text plain presidio flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from data_checks.pii import LANGUAGE, PiiGateConfig, analyzer_engine, scan_pii  # noqa: E402
+
+SYNTH = ROOT.parent / "shared" / "datasets" / "presidio_synth_pii" / "synth_dataset_v2.json"
+PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+SUBJECTS = ["The model", "Our team", "This recipe", "The function", "A student", "The committee", "My neighbour",
+            "The new policy", "Each worker", "The library", "That old bridge", "The assistant", "Your answer",
+            "The museum", "A small village", "The training loop", "Every chapter", "The orchestra"]
+VERBS = ["improved", "described", "needed", "rejected", "summarised", "found", "explained", "compared",
+         "reviewed", "kept", "changed", "opened", "measured", "listed", "repaired", "translated"]
+OBJECTS = ["the results", "a short story", "the main idea", "three options", "the old rules", "the data",
+           "a better plan", "the first draft", "two examples", "the whole process", "a long list", "the problem",
+           "the weather report", "an essay on trees", "the budget", "the recipe for bread"]
+TAILS = ["", "", "", " quickly", " again", " last week", " without help", " in the end", ", as expected",
+         " (see the appendix)", " for the second time", ", e.g. in chapter two", " - mostly"]
+
+
+def _number_phrase(rng: random.Random) -> str:
+    kind = rng.randrange(12)
+    if kind == 0:
+        return f" in {rng.randint(1850, 2030)}"
+    if kind == 1:
+        return f" for ${rng.randint(1, 9999)}.{rng.randint(0, 99):02d}"
+    if kind == 2:
+        return f" at {rng.randint(0, 23)}:{rng.randint(0, 59):02d}"
+    if kind == 3:
+        return f" on {rng.randint(1990, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    if kind == 4:
+        return f" with version {rng.randint(0, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
+    if kind == 5:
+        return f" by {rng.randint(1, 99)}%"
+    if kind == 6:
+        return f" on page {rng.randint(1, 900)}"
+    if kind == 7:
+        return f" with {rng.randint(2, 10**6):,} items"
+    if kind == 8:
+        return f" between {rng.randint(1900, 1990)} and {rng.randint(1991, 2024)}"
+    if kind == 9:
+        return f" in step {rng.randint(1, 30)} of {rng.randint(30, 60)}"
+    return ""
+
+
+def clean_sentence(rng: random.Random) -> str:
+    text = f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}{rng.choice(TAILS)}"
+    if rng.random() < 0.5:
+        text += _number_phrase(rng)
+    text += "."
+    if rng.random() < 0.4:
+        text += f" {rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}{_number_phrase(rng)}."
+    return text
+
+
+def build_mix(n: int, pii_fraction: float, seed: int, entities: list[str]) -> tuple[list[str], list[bool]]:
+    """`n` texts and, for each, whether it was built with a value of a checked type."""
+    records = json.loads(SYNTH.read_text(encoding="utf-8"))
+    pools: dict[str, list[str]] = {}
+    for record in records:
+        for span in record["spans"]:
+            pools.setdefault(span["entity_type"], []).append(span["entity_value"])
+    templates = [r["masked"] for r in records if set(PLACEHOLDER.findall(r["masked"])) & set(entities)]
+    negatives = [r["full_text"] for r in records if not r["spans"]]
+    rng = random.Random(seed)
+    texts, has_pii = [], []
+    for _ in range(n):
+        if rng.random() < pii_fraction:
+            template = rng.choice(templates)
+            texts.append(PLACEHOLDER.sub(lambda m: rng.choice(pools[m[1]]), template))
+            has_pii.append(True)
+        else:
+            texts.append(rng.choice(negatives) if rng.random() < 0.05 else clean_sentence(rng))
+            has_pii.append(False)
+    return texts, has_pii
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20000, help="texts in the mix")
+    parser.add_argument("--pii-fraction", type=float, default=0.2)
+    parser.add_argument("--plain-n", type=int, default=None, help="texts plain presidio analyses (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3, help="time the gate this many times, report the best")
+    args = parser.parse_args()
+    if not SYNTH.is_file():
+        print(f"{SYNTH} is absent: this benchmark needs the shared synthetic PII set", file=sys.stderr)
+        return 2
+
+    config = PiiGateConfig()
+    texts, has_pii = build_mix(args.n, args.pii_fraction, args.seed, config.entities)
+    start = time.perf_counter()
+    engine = analyzer_engine()
+    scan_pii(texts[:50], config)  # build the scanner, load the recognizers
+    print(f"presidio import + engine build: {time.perf_counter() - start:.1f} s (once per process)")
+
+    best = float("inf")
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        result = scan_pii(texts, config)
+        best = min(best, time.perf_counter() - start)
+    from data_checks.pii import _scanner
+
+    scanner = _scanner(config)
+    ours = [bool(scanner.find(t)) for t in texts]
+    passed_prefilter = sum(scanner.might_have_pii(t) for t in texts)
+    ours_rate = len(texts) / best
+    assert result.records_with_pii == sum(ours)
+
+    subset = list(range(len(texts)))
+    if args.plain_n is not None and args.plain_n < len(texts):
+        subset = sorted(random.Random(args.seed + 1).sample(subset, args.plain_n))
+    start = time.perf_counter()
+    plain = {i: bool(engine.analyze(texts[i], LANGUAGE, entities=list(config.entities),
+                                    score_threshold=config.score_threshold)) for i in subset}
+    plain_rate = len(subset) / (time.perf_counter() - start)
+
+    missed = [i for i in subset if plain[i] and not ours[i]]
+    extra = [i for i in subset if ours[i] and not plain[i]]
+    pii_texts = sum(has_pii)
+    print(f"mix: {len(texts)} texts, {pii_texts} built with PII ({pii_texts / len(texts):.0%}), seed {args.seed}, "
+          f"mean length {sum(map(len, texts)) / len(texts):.0f} chars")
+    print(f"prefilter passes {passed_prefilter} texts ({passed_prefilter / len(texts):.1%}) to the recognizers")
+    print(f"ours (scan_pii):     {ours_rate:10,.0f} texts/s  (best of {args.repeat})")
+    print(f"plain presidio:      {plain_rate:10,.0f} texts/s  ({len(subset)} texts)")
+    print(f"speed-up:            {ours_rate / plain_rate:10.1f}x")
+    print(f"agreement on {len(subset)} texts: plain flags {sum(plain.values())}, ours {sum(ours[i] for i in subset)}, "
+          f"missed by ours {len(missed)}, extra in ours {len(extra)}")
+    print(f"against the mix's construction: {sum(o and h for o, h in zip(ours, has_pii))}/{pii_texts} PII texts "
+          f"flagged, {sum(o and not h for o, h in zip(ours, has_pii))}/{len(texts) - pii_texts} PII-free texts flagged")
+    if missed:
+        print(f"MISSED (first 5): {[texts[i] for i in missed[:5]]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
