@@ -30,10 +30,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
     lines = [f"status: {summary['status']}", f"run_dir: {summary['run_dir']}"]
     metrics = summary.get("metrics")
     if metrics:
-        lines.append(f"eval loss: {metrics['eval_loss_initial']:.4f} initial -> {metrics['eval_loss_best']:.4f} best "
-                     f"({metrics['steps']} steps, {metrics['wall_seconds']:.0f} s, "
-                     f"{metrics['train_tokens_per_second']:.0f} train tokens/s, "
-                     f"peak memory {metrics['peak_memory_mb']:.0f} MB)")
+        name = metrics["eval_metric"].removeprefix("eval_").replace("_", " ")
+        speed = metrics["train_tokens_per_second"]
+        lines.append(f"eval {name}: {metrics['eval_metric_initial']:.4f} initial -> {metrics['eval_metric_best']:.4f} "
+                     f"best ({metrics['steps']} steps, {metrics['wall_seconds']:.0f} s, "
+                     + (f"{speed:.0f} train tokens/s, " if speed else "")
+                     + f"peak memory {metrics['peak_memory_mb']:.0f} MB)")
     gates = summary.get("gates")
     if gates is not None:
         lines.append(f"data gates: {'passed' if gates['passed'] else 'FAILED'} (report {gates['report_path']})")
@@ -63,7 +65,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         write_json_atomic(run_dir / "summary.json", {"status": "failed", "recipe": cfg.recipe.name,
                                                      "model": cfg.model.name, "run_dir": str(run_dir)})
         sys.exit(1)
-    _print_summary(summary)
+    if summary.get("export") is not None or summary["status"] == "failed_gates":  # the main process's summary
+        _print_summary(summary)
     if summary["status"] == "failed_gates":
         sys.exit(EXIT_GATES_FAILED)
 

@@ -20,12 +20,15 @@ from finetune.errors import ConfigError
 
 
 class Objective(str, Enum):
-    sft = "sft"
+    sft = "sft"  # TRL SFTTrainer
+    dpo = "dpo"  # TRL DPOTrainer
+    grpo = "grpo"  # TRL GRPOTrainer
 
 
 class Adaptation(str, Enum):
-    lora = "lora"
-    full = "full"
+    lora = "lora"  # PEFT LoRA on a full-precision base
+    qlora = "qlora"  # PEFT LoRA on a 4-bit NF4 base (bitsandbytes)
+    full = "full"  # every weight trains
 
 
 class DataFormat(str, Enum):
@@ -73,6 +76,7 @@ class RecipeConfig:
     name: str = MISSING
     objective: Objective = Objective.sft
     adaptation: Adaptation = Adaptation.lora
+    deepspeed: Optional[str] = None  # a JSON in conf/deepspeed/ by name (zero2, zero3, ...) or a path
 
 
 @dataclass
@@ -134,6 +138,29 @@ class TrainingConfig:
 
 
 @dataclass
+class DpoConfig:
+    """TRL DPOConfig keys the DPO recipe exposes (the rest keep TRL's defaults)."""
+
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    max_prompt_fraction: float = 0.5  # share of data.max_length the prompt may take before it is truncated
+
+
+@dataclass
+class GrpoConfig:
+    """TRL GRPOConfig keys the GRPO recipe exposes, and the rewards (files in conf/reward/) it optimises."""
+
+    rewards: list[str] = field(default_factory=list)
+    reward_weights: Optional[list[float]] = None
+    num_generations: int = 4
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.0  # KL penalty; 0 (TRL's default) needs no reference model
+    use_vllm: bool = False  # generate with vLLM (TRL's vllm_mode colocate); needs vllm installed
+    vllm_mode: str = "colocate"
+
+
+@dataclass
 class LoggerConfig:
     kind: LoggerKind = LoggerKind.wandb
     project: str = "finetune"
@@ -155,6 +182,8 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     seed: int = 42
 
@@ -171,7 +200,11 @@ def register_schema() -> None:
 
 # Seed defaults: small ranks suffice for classification/extraction, generation gets more capacity.
 DEFAULT_RANK = {TaskType.generation: 64, TaskType.classification: 16, TaskType.extraction: 16}
-FORMATS_FOR_OBJECTIVE = {Objective.sft: ("chat", "alpaca", "prompt_completion", "text")}
+FORMATS_FOR_OBJECTIVE = {Objective.sft: ("chat", "alpaca", "prompt_completion", "text"),
+                         Objective.dpo: ("preference",), Objective.grpo: ("prompt",)}
+# The metric each objective stops early on and keeps the best checkpoint by: (name, greater is better).
+EVAL_METRIC = {Objective.sft: ("eval_loss", False), Objective.dpo: ("eval_loss", False),
+               Objective.grpo: ("eval_reward", True)}
 
 
 def resolved_rank(cfg: Any) -> int:
@@ -221,8 +254,26 @@ def validate(cfg: Any) -> None:
         raise ConfigError("lora.alpha", f"must be positive, got {cfg.lora.alpha}")
     if not 0 <= cfg.lora.dropout < 1:
         raise ConfigError("lora.dropout", f"must be in [0, 1), got {cfg.lora.dropout}")
-    if cfg.export.merge and Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+    adaptation, objective = Adaptation(cfg.recipe.adaptation), Objective(cfg.recipe.objective)
+    if cfg.export.merge and adaptation is Adaptation.full:
         raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; it exports a full model anyway")
+    if adaptation is Adaptation.qlora and cfg.recipe.deepspeed:
+        raise ConfigError("recipe.deepspeed", "QLoRA trains on one device; a 4-bit base is not sharded with DeepSpeed "
+                          "here (use recipe=lora or recipe=full_zero3 to shard)")
+    if objective is Objective.grpo:
+        g = cfg.grpo
+        if not g.rewards:
+            raise ConfigError("grpo.rewards", "GRPO needs at least one reward (a file name in conf/reward/)")
+        if g.reward_weights is not None and len(g.reward_weights) != len(g.rewards):
+            raise ConfigError("grpo.reward_weights", f"{len(g.reward_weights)} weights for {len(g.rewards)} rewards")
+        if g.num_generations < 2:
+            raise ConfigError("grpo.num_generations", "must be at least 2 (GRPO compares completions of a prompt)")
+        per_device, _ = batch_layout(cfg, 1)
+        if per_device % g.num_generations:  # TRL groups each prompt's generations inside one device batch
+            raise ConfigError("grpo.num_generations", f"{g.num_generations} does not divide the per-device batch "
+                              f"({per_device}); change training.effective_batch_size or grpo.num_generations")
+    if objective is Objective.dpo and not 0 < cfg.dpo.beta:
+        raise ConfigError("dpo.beta", f"must be positive, got {cfg.dpo.beta}")
     fmt = DataFormat(d.format).value
     if fmt != "auto":
         check_format_fits(cfg, fmt)

@@ -150,3 +150,14 @@ def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, 
         raise DataError(data.path, None, f"no {name} example has an answer token left after truncation to "
                         f"data.max_length={max_length}")
     return rows, stats
+
+
+def preference_rows(data: LoadedData) -> list[dict[str, Any]]:
+    """Rows for TRL's DPOTrainer: prompt (when given), chosen, rejected, as strings or message lists."""
+    keys = ("prompt", "chosen", "rejected") if all("prompt" in r for r in data.records) else ("chosen", "rejected")
+    return [{k: record[k] for k in keys} for record in data.records]
+
+
+def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:
+    """Rows for TRL's GRPOTrainer: the prompt plus every other column, which reward functions receive."""
+    return [dict(record) for record in data.records]

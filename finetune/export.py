@@ -148,10 +148,20 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
 
 
 def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str,
-                      card: Callable[[dict[str, Any]], str] | None = None, kind: str = "full_model") -> dict[str, Any]:
-    """Save a full (or merged) model in safetensors shards with config, generation config and tokenizer."""
+                      card: Callable[[dict[str, Any]], str] | None = None, kind: str = "full_model",
+                      weights_in: Path | None = None) -> dict[str, Any]:
+    """Save a full (or merged) model in safetensors shards with config, generation config and tokenizer.
+
+    `weights_in`: a folder the weights were already saved to (by `trainer.save_model`, which gathers
+    ZeRO-3 shards across processes); it is completed and renamed into place instead of saving again.
+    """
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, max_shard_size="5GB")
+        if weights_in is not None:
+            for item in weights_in.iterdir():
+                os.replace(item, tmp / item.name)
+            shutil.rmtree(weights_in, ignore_errors=True)
+        else:
+            model.save_pretrained(tmp, max_shard_size="5GB")
         tokenizer.save_pretrained(tmp)
         _generation_config(model.config, tokenizer, base_model).save_pretrained(tmp)
         info = {"kind": kind, "base_model": base_model, "base_config": fingerprint(model.config),

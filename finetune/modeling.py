@@ -57,19 +57,35 @@ def load_model(cfg: Any, source: str) -> Any:
     """The base causal LM in the recipe's precision, with LoRA applied when the recipe adapts with LoRA."""
     from transformers import AutoModelForCausalLM
 
+    adaptation = Adaptation(cfg.recipe.adaptation)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg), "revision": cfg.model.revision,
                               "trust_remote_code": cfg.model.trust_remote_code}
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
+    if adaptation is Adaptation.qlora:
+        kwargs["quantization_config"] = nf4_config()
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise UserError(f"model.path: cannot load a model from {source!r}: {exc}") from None
     if cfg.training.gradient_checkpointing:
         model.config.use_cache = False
-    if Adaptation(cfg.recipe.adaptation) is Adaptation.lora:
+    if adaptation is Adaptation.qlora:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.training.gradient_checkpointing)
+    if adaptation in (Adaptation.lora, Adaptation.qlora):
         model = apply_lora(cfg, model)
     return model
+
+
+def nf4_config() -> Any:
+    """QLoRA's base: 4-bit NF4 weights with double quantisation, bf16 compute (bitsandbytes)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 
 def linear_layer_names(model: Any) -> list[str]:

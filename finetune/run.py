@@ -6,15 +6,15 @@ Read this file to follow a run; each step is a call into the module that owns it
 from __future__ import annotations
 
 import logging
-import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from data_checks import run_gates, summary_table, write_json_atomic
-from finetune.config import Adaptation, checks_config, validate
-from finetune.data import load_splits, tokenize_split
+from finetune.config import EVAL_METRIC, Adaptation, Objective, checks_config, validate
+from finetune.data import load_splits, preference_rows, prompt_rows, tokenize_split
 from finetune.export import export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
 from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
@@ -24,8 +24,57 @@ from finetune.plots import plot_losses
 log = logging.getLogger(__name__)
 
 
-def _eval_losses(log_history: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    return [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun/accelerate launch (or the only process): the one that writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _training_rows(cfg: Any, splits: Any, tokenizer: Any, objective: Objective
+                   ) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """Train and eval rows in the shape the objective's TRL trainer takes, and what the summary says of them."""
+    info: dict[str, Any] = {"format": splits.format, "eval_source": splits.eval_source}
+    if objective is Objective.sft:
+        max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
+        train, stats = tokenize_split(splits.train, splits.format, tokenizer, max_length, train_on, "train")
+        evaluation, _ = tokenize_split(splits.eval, splits.format, tokenizer, max_length, train_on, "eval")
+        info.update(truncated=stats.truncated, dropped_no_answer_tokens=stats.dropped_no_answer_tokens)
+    elif objective is Objective.dpo:
+        train, evaluation = preference_rows(splits.train), preference_rows(splits.eval)
+    else:
+        train, evaluation = prompt_rows(splits.train), prompt_rows(splits.eval)
+    info.update(train_examples=len(train), eval_examples=len(evaluation))
+    return train, evaluation, info
+
+
+# Eval metrics worth a line in the summary, beyond the early-stopping one: DPO's implicit reward.
+EXTRA_EVAL_METRICS = ("eval_rewards/margins", "eval_rewards/accuracies")
+
+
+def _metrics(objective: Objective, state: Any, train_seconds: float, peak_mb: float) -> dict[str, Any]:
+    """Measured values only: the eval metric's history, throughput, memory, steps."""
+    metric, _ = EVAL_METRIC[objective]
+    history = state.log_history
+    evals = [(e["step"], e[metric]) for e in history if metric in e]
+    tokens = state.num_input_tokens_seen or max((e.get("num_tokens", 0) for e in history), default=0)
+    metrics: dict[str, Any] = {
+        "eval_metric": metric,
+        "eval_metric_initial": evals[0][1] if evals else None,
+        "eval_metric_best": state.best_metric,
+        "best_step": _best_step(state),
+        "eval_history": [{"step": s, metric: v} for s, v in evals],
+        "train_tokens_per_second": tokens / train_seconds if train_seconds and tokens else None,
+        "train_tokens": int(tokens),
+        "peak_memory_mb": peak_mb,
+        "steps": state.global_step,
+        "wall_seconds": None,
+    }
+    if metric == "eval_loss":
+        metrics["eval_loss_initial"], metrics["eval_loss_best"] = metrics["eval_metric_initial"], state.best_metric
+    for key in EXTRA_EVAL_METRICS:
+        values = [e[key] for e in history if key in e]
+        if values:
+            metrics[key.removeprefix("eval_").replace("/", "_") + "_history"] = values
+    return metrics
 
 
 def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str, Any] | None:
@@ -35,7 +84,9 @@ def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str
     # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
     report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=tokenizer, against=splits.eval,
                        max_length=cfg.data.max_length)
-    report["report_path"] = str(write_json_atomic(run_dir / "data_checks.json", report))
+    report["report_path"] = str(run_dir / "data_checks.json")
+    if is_main_process():
+        write_json_atomic(report["report_path"], report)
     log.info("data gates on %s:\n%s", splits.train.path, summary_table(report))
     return report
 
@@ -65,50 +116,47 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     summary["gates"] = gates
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
-        write_json_atomic(run_dir / "summary.json", summary)
+        if is_main_process():
+            write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
 
-    max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
-    train_rows, train_stats = tokenize_split(splits.train, splits.format, tokenizer, max_length, train_on, "train")
-    eval_rows, _ = tokenize_split(splits.eval, splits.format, tokenizer, max_length, train_on, "eval")
-    summary["data"] = {"format": splits.format, "train_examples": len(train_rows), "eval_examples": len(eval_rows),
-                       "eval_source": splits.eval_source, "truncated": train_stats.truncated,
-                       "dropped_no_answer_tokens": train_stats.dropped_no_answer_tokens}
+    objective = Objective(cfg.recipe.objective)
+    train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, tokenizer, objective)
 
     # TRL and the trainer are imported only once the config and the data are known to be good.
     from finetune.callbacks import peak_memory_mb, stopped_early
     from finetune.trainer import build_trainer
 
     configure_logger(cfg, run_dir)
+    rewards = None
+    if objective is Objective.grpo:
+        from finetune.rewards import load_rewards
+
+        rewards = load_rewards(list(cfg.grpo.rewards))
     model = load_model(cfg, source)
-    trainer, callbacks = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir)
+    trainer, callbacks = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, rewards)
     trainer.train()
 
     history = trainer.state.log_history
-    evals = _eval_losses(history)
     summary["status"] = "stopped_early" if stopped_early(callbacks["early_stopping"]) else "completed"
-    train_seconds = callbacks["metrics"].train_seconds or math.nan
-    summary["metrics"] = {
-        "eval_loss_initial": evals[0][1] if evals else None,
-        "eval_loss_best": trainer.state.best_metric,
-        "best_step": _best_step(trainer.state),
-        "eval_loss_history": [{"step": s, "eval_loss": v} for s, v in evals],
-        "train_tokens_per_second": trainer.state.num_input_tokens_seen / train_seconds,
-        "train_tokens": trainer.state.num_input_tokens_seen,
-        "peak_memory_mb": peak_memory_mb(),
-        "steps": trainer.state.global_step,
-        "wall_seconds": None,
-    }
+    summary["metrics"] = _metrics(objective, trainer.state, callbacks["metrics"].train_seconds, peak_memory_mb())
 
     summary["metrics"]["wall_seconds"] = time.perf_counter() - started
-    summary["export"] = _export(cfg, trainer.model, tokenizer, source, splits, summary, run_dir)
+    weights_in = None
+    if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+        # Every process takes part: under ZeRO-3 save_model gathers the shards, then the main one writes.
+        weights_in = run_dir / ".model.partial"
+        trainer.save_model(str(weights_in))
+    if not trainer.is_world_process_zero():
+        return RunResult(summary, trainer.model, tokenizer)
+    summary["export"] = _export(cfg, trainer.model, tokenizer, source, splits, summary, run_dir, weights_in)
     plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(summary, trainer.model, tokenizer)
 
 
 def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],
-            run_dir: Path) -> dict[str, Any]:
+            run_dir: Path, weights_in: Path | None = None) -> dict[str, Any]:
     """The adapter (and, with export.merge, the merged model) or the full model, each with its model card."""
     from omegaconf import OmegaConf
 
@@ -121,8 +169,8 @@ def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summ
     def card(info: dict[str, Any]) -> str:
         return render_model_card(run_info, info)
 
-    if Adaptation(cfg.recipe.adaptation) is not Adaptation.lora:
-        return export_full_model(model, tokenizer, run_dir / "model", source, card)
+    if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+        return export_full_model(model, tokenizer, run_dir / "model", source, card, weights_in=weights_in)
     exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name, card)
     if cfg.export.merge:
         exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card)

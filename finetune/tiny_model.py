@@ -19,7 +19,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-TINY_MODEL_VERSION = "tiny-llama-v1"
+TINY_MODEL_VERSION = "tiny-llama-v2"
 SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data"
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -88,7 +88,7 @@ def build_tiny_model(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=96,
+        hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=2,
         num_attention_heads=4,

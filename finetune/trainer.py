@@ -1,22 +1,26 @@
-"""Build the TRL trainer for a recipe. The one place a trainer is set up, whatever the recipe."""
+"""Build the TRL trainer for a recipe: the one place a trainer is set up, whatever the objective.
+
+Every objective shares `common_args` (optimisation, evaluation, early stopping, checkpoints,
+logging); `objective_args` adds the few keys that differ (DPO's beta, GRPO's generations).
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from finetune.callbacks import RunMetricsCallback, early_stopping_callback
-from finetune.config import LoggerKind, Precision, batch_layout
+from finetune.config import EVAL_METRIC, LoggerKind, Objective, Precision, batch_layout
 from finetune.modeling import torch_dtype
 
 log = logging.getLogger(__name__)
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def world_size() -> int:
-    import os
-
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
@@ -25,71 +29,106 @@ def report_to(cfg: Any) -> list[str]:
     return [] if kind is LoggerKind.none else [kind.value]
 
 
-def sft_config(cfg: Any, run_dir: Path, train_examples: int) -> Any:
-    """TRL `SFTConfig` from the recipe config: every value here comes from one config key."""
+def deepspeed_config(cfg: Any) -> str | None:
+    """The recipe's DeepSpeed JSON: a name in conf/deepspeed/ or a path."""
+    name = cfg.recipe.deepspeed
+    if not name:
+        return None
+    path = Path(name) if name.endswith(".json") else CONFIG_DIR / "deepspeed" / f"{name}.json"
+    if not path.is_file():
+        from finetune.errors import ConfigError
+
+        available = ", ".join(sorted(p.stem for p in (CONFIG_DIR / "deepspeed").glob("*.json")))
+        raise ConfigError("recipe.deepspeed", f"no DeepSpeed config {name!r} (available: {available}, or a path)")
+    return str(path)
+
+
+def common_args(cfg: Any, run_dir: Path, train_examples: int) -> dict[str, Any]:
+    """TrainingArguments shared by every objective: each value comes from one config key."""
     import torch
-    from trl import SFTConfig
 
     t = cfg.training
     per_device, accumulation = batch_layout(cfg, world_size())
     dtype = torch_dtype(cfg)
-    steps_per_epoch = math.ceil(train_examples / t.effective_batch_size)
-    log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch",
-             per_device, accumulation, world_size(), t.effective_batch_size, steps_per_epoch)
-    return SFTConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        seed=cfg.seed,
-        learning_rate=t.learning_rate,
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        per_device_train_batch_size=per_device,
-        per_device_eval_batch_size=per_device,
-        gradient_accumulation_steps=accumulation,
-        lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        activation_checkpointing=t.gradient_checkpointing,
-        bf16=dtype == torch.bfloat16,
-        fp16=Precision(t.precision) is Precision.fp16,
-        eval_strategy="steps",
-        eval_steps=t.eval_every_steps,
-        eval_on_start=True,
-        save_strategy="steps",
-        save_steps=t.eval_every_steps,
-        save_total_limit=t.save_total_limit,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-        logging_steps=t.logging_steps,
-        logging_first_step=True,
-        report_to=report_to(cfg),
-        run_name=str(run_dir.name),
-        include_num_input_tokens_seen="non_padding",
-        max_length=cfg.data.max_length,
-        dataset_kwargs={"skip_prepare_dataset": False},
-        disable_tqdm=False,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
+    metric, greater_is_better = EVAL_METRIC[Objective(cfg.recipe.objective)]
+    log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
+             accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
+    args = {
+        "output_dir": str(run_dir / "checkpoints"),
+        "seed": cfg.seed,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": per_device,
+        "per_device_eval_batch_size": per_device,
+        "gradient_accumulation_steps": accumulation,
+        "lr_scheduler_type": t.lr_scheduler,
+        "warmup_steps": t.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "activation_checkpointing": t.gradient_checkpointing,
+        "bf16": dtype == torch.bfloat16,
+        "fp16": Precision(t.precision) is Precision.fp16,
+        "eval_strategy": "steps",
+        "eval_steps": t.eval_every_steps,
+        "eval_on_start": True,
+        "save_strategy": "steps",
+        "save_steps": t.eval_every_steps,
+        "save_total_limit": t.save_total_limit,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": metric,
+        "greater_is_better": greater_is_better,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "report_to": report_to(cfg),
+        "run_name": run_dir.name,
+        "include_num_input_tokens_seen": "non_padding",
+        "disable_tqdm": False,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "deepspeed": deepspeed_config(cfg),
+    }
+    if "WORLD_SIZE" in os.environ and not torch.cuda.is_available():
+        args["ddp_backend"] = "gloo"  # CPU processes (tests, CPU clusters); NCCL is the default on GPUs
+    return args
+
+
+def objective_args(cfg: Any) -> dict[str, Any]:
+    """The keys one objective adds to the common ones."""
+    objective = Objective(cfg.recipe.objective)
+    max_length = cfg.data.max_length
+    if objective is Objective.sft:
+        return {"max_length": max_length}
+    if objective is Objective.dpo:
+        return {"beta": cfg.dpo.beta, "loss_type": [cfg.dpo.loss_type], "max_length": max_length}
+    g = cfg.grpo
+    return {"num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
+            "temperature": g.temperature, "beta": g.beta, "use_vllm": g.use_vllm, "vllm_mode": g.vllm_mode,
+            "reward_weights": list(g.reward_weights) if g.reward_weights is not None else None,
+            "log_completions": False}
+
+
+def trl_classes(objective: Objective) -> tuple[Any, Any]:
+    import trl
+
+    return {Objective.sft: (trl.SFTConfig, trl.SFTTrainer), Objective.dpo: (trl.DPOConfig, trl.DPOTrainer),
+            Objective.grpo: (trl.GRPOConfig, trl.GRPOTrainer)}[objective]
 
 
 def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
-                  run_dir: Path) -> tuple[Any, dict[str, Any]]:
+                  run_dir: Path, reward_funcs: list[Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """The trainer plus the callbacks the run reads its metrics from."""
     from datasets import Dataset
-    from trl import SFTTrainer
 
+    objective = Objective(cfg.recipe.objective)
+    config_cls, trainer_cls = trl_classes(objective)
+    args = config_cls(**common_args(cfg, run_dir, len(train_rows)), **objective_args(cfg))
     callbacks = {
         "early_stopping": early_stopping_callback(cfg.training.early_stopping_patience,
                                                   cfg.training.early_stopping_threshold),
         "metrics": RunMetricsCallback(),
     }
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_config(cfg, run_dir, len(train_rows)),
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows),
-        processing_class=tokenizer,
-        callbacks=list(callbacks.values()),
-    )
+    extra = {"reward_funcs": reward_funcs} if objective is Objective.grpo else {}
+    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
+                          eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
+                          callbacks=list(callbacks.values()), **extra)
     return trainer, callbacks

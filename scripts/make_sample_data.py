@@ -17,8 +17,10 @@ import random
 import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "finetune" / "sample_data" / "sft_sample.jsonl"
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "finetune" / "sample_data"
 N_EXAMPLES = 800
+N_PREFERENCE = 400
+N_PROMPTS = 400
 
 WORDS = ["cat", "dog", "sun", "tree", "book", "fish", "bird", "milk", "rain", "star",
          "lamp", "door", "road", "ship", "frog", "wind", "rock", "leaf", "bell", "cake"]
@@ -80,14 +82,58 @@ def make_examples(n: int, seed: int = 0) -> list[dict]:
     return examples
 
 
-def main() -> None:
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, suffix=".tmp")
+def _wrong(answer: str, rng: random.Random) -> str:
+    """The same answer with its last word replaced: a plausible, wrong rejected answer."""
+    head, _, last = answer.rstrip(".").rpartition(" ")
+    choices = [w for w in [*WORDS, *COLOURS.values(), *FRENCH.values(), *map(str, range(41))] if w != last]
+    return f"{head} {rng.choice(choices)}."
+
+
+def make_preferences(n: int, seed: int = 1) -> list[dict]:
+    """Conversational preference pairs: the right answer is chosen, the same answer with a wrong last word rejected."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    while len(rows) < n:
+        question, answer = rng.choice(TASKS)(rng)
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"prompt": [{"role": "user", "content": question}],
+                     "chosen": [{"role": "assistant", "content": answer}],
+                     "rejected": [{"role": "assistant", "content": _wrong(answer, rng)}]})
+    return rows
+
+
+def make_prompts(n: int, seed: int = 2) -> list[dict]:
+    """Prompt-only rows for GRPO: the question, and the reference answer the rewards compare against."""
+    rng = random.Random(seed)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    while len(rows) < n:
+        question, answer = rng.choice(TASKS)(rng)
+        if question in seen:
+            continue
+        seen.add(question)
+        rows.append({"prompt": [{"role": "user", "content": question}], "answer": answer})
+    return rows
+
+
+def _write(name: str, rows: list[dict]) -> None:
+    out = SAMPLE_DIR / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for example in make_examples(N_EXAMPLES):
-            f.write(json.dumps(example, ensure_ascii=False) + "\n")
-    os.replace(tmp, OUT)
-    print(f"wrote {N_EXAMPLES} examples to {OUT}")
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {len(rows)} rows to {out}")
+
+
+def main() -> None:
+    _write("sft_sample.jsonl", make_examples(N_EXAMPLES))
+    _write("preference_sample.jsonl", make_preferences(N_PREFERENCE))
+    _write("prompt_sample.jsonl", make_prompts(N_PROMPTS))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from finetune.tiny_model import ensure_tiny_model
+    from finetune.tiny_model import TINY_MODEL_VERSION, ensure_tiny_model
 
-    return ensure_tiny_model(Path(os.environ["FINETUNE_CACHE"]) / "tiny-llama-v1")
+    return ensure_tiny_model(Path(os.environ["FINETUNE_CACHE"]) / TINY_MODEL_VERSION)
 
 
 def compose(overrides: list[str] | None = None) -> Any:

@@ -117,7 +117,7 @@ def test_adapter_export_records_its_base_and_serve_command(trained: Any):
     info = json.loads((adapter / EXPORT_INFO).read_text())
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == result.summary["base_model"] == info["base_model"]
-    assert info["base_config"]["hidden_size"] == 96 and info["base_config"]["model_type"] == "llama"
+    assert info["base_config"]["hidden_size"] == 128 and info["base_config"]["model_type"] == "llama"
     assert result.summary["export"]["vllm_command"] == (
         f"vllm serve {result.summary['base_model']} --enable-lora --lora-modules tiny-demo={adapter.resolve()} "
         "--max-lora-rank 64")
@@ -145,7 +145,7 @@ def test_merge_refuses_a_different_base(trained: Any, tmp_path: Path):
     other = tmp_path / "other-base"
     LlamaForCausalLM(LlamaConfig(vocab_size=776, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2)).save_pretrained(other)
-    with pytest.raises(ExportError, match=r"hidden_size 96 \(trained\) vs 64 \(given\)"):
+    with pytest.raises(ExportError, match=r"hidden_size 128 \(trained\) vs 64 \(given\)"):
         merge_adapter(run_dir / "adapter", tmp_path / "merged", base=str(other))
     assert not (tmp_path / "merged").exists()
 

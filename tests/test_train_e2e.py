@@ -37,9 +37,9 @@ def test_demo_learns_and_reports(demo_run: tuple[Path, object]):
         assert isinstance(m[key], (int, float)) and m[key] > 0, key
     # The tiny model visibly learns the sample: the README states this margin.
     assert m["eval_loss_best"] < m["eval_loss_initial"] - 2.0
-    history = [e["eval_loss"] for e in m["eval_loss_history"]]
+    history = [e["eval_loss"] for e in m["eval_history"]]
     assert m["eval_loss_initial"] == history[0] and m["eval_loss_best"] == min(history)
-    assert m["eval_loss_history"][0]["step"] == 0  # measured before the first optimizer step
+    assert m["eval_history"][0]["step"] == 0  # measured before the first optimizer step
     assert m["steps"] == 225  # 720 train examples / 16 per step x 5 epochs
     assert summary["data"]["train_examples"] == 720 and summary["data"]["eval_examples"] == 80
     assert summary["gates"]["passed"] and Path(summary["gates"]["report_path"]).is_file()
@@ -120,7 +120,7 @@ def test_early_stopping_when_eval_loss_cannot_improve(tmp_path: Path, tiny_model
     assert result.returncode == 0, result.stdout + result.stderr
     summary = _summary(tmp_path)
     assert summary["status"] == "stopped_early"
-    evals = summary["metrics"]["eval_loss_history"]
+    evals = summary["metrics"]["eval_history"]
     # initial eval, the first (best) eval, then `patience` evaluations without improvement
     assert [e["step"] for e in evals] == [0, 3, 6, 9]
     assert summary["metrics"]["steps"] == 9
