@@ -158,7 +158,8 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
     def write(tmp: Path) -> None:
         if weights_in is not None:
             for item in weights_in.iterdir():
-                os.replace(item, tmp / item.name)
+                if item.name != "training_args.bin":  # the Trainer's pickle: not part of a model
+                    os.replace(item, tmp / item.name)
             shutil.rmtree(weights_in, ignore_errors=True)
         else:
             model.save_pretrained(tmp, max_shard_size="5GB")

@@ -29,6 +29,22 @@ def report_to(cfg: Any) -> list[str]:
     return [] if kind is LoggerKind.none else [kind.value]
 
 
+def ensure_distributed_env() -> None:
+    """DeepSpeed needs a process group even for one process: describe a world of one, as a launcher would.
+
+    Without this, a plain `python train.py recipe=full_zero3` makes DeepSpeed look for MPI.
+    """
+    if "WORLD_SIZE" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+
+
 def deepspeed_config(cfg: Any) -> str | None:
     """The recipe's DeepSpeed JSON: a name in conf/deepspeed/ or a path."""
     name = cfg.recipe.deepspeed
@@ -87,8 +103,11 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int) -> dict[str, Any]:
         "dataloader_pin_memory": torch.cuda.is_available(),
         "deepspeed": deepspeed_config(cfg),
     }
-    if "WORLD_SIZE" in os.environ and not torch.cuda.is_available():
-        args["ddp_backend"] = "gloo"  # CPU processes (tests, CPU clusters); NCCL is the default on GPUs
+    if not torch.cuda.is_available():
+        # CPU processes (tests, CPU clusters): accelerate's multi-CPU path over gloo; NCCL is the GPU default.
+        args["use_cpu"] = True
+        if "WORLD_SIZE" in os.environ:
+            args["ddp_backend"] = "gloo"
     return args
 
 
@@ -120,6 +139,8 @@ def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], 
     from datasets import Dataset
 
     objective = Objective(cfg.recipe.objective)
+    if cfg.recipe.deepspeed:
+        ensure_distributed_env()
     config_cls, trainer_cls = trl_classes(objective)
     args = config_cls(**common_args(cfg, run_dir, len(train_rows)), **objective_args(cfg))
     callbacks = {
