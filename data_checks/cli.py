@@ -6,15 +6,22 @@ Exit status: 0 every gate passed, 1 a gate failed, 2 unreadable input or bad arg
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from data_checks.config import AVAILABLE_GATES, ChecksConfig, TemplateGateConfig
+from data_checks.config import AVAILABLE_GATES, ChecksConfig, load_checks_config
 from data_checks.errors import DataError
 from data_checks.formats import FORMATS, resolve_format
-from data_checks.gates import run_gates
-from data_checks.records import read_records
-from data_checks.report import summary_table, write_json_atomic
+from data_checks.gates import ANNOTATION_FORMAT, build_report, gate_results
+from data_checks.records import LoadedData, read_records
+from data_checks.report import summary_table, write_json_atomic, write_text_atomic
+
+
+class UsageError(Exception):
+    """Bad arguments: printed after `data-checks: error:`, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,51 +30,148 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="data-checks", description="Data-quality gates for fine-tuning datasets.")
-    parser.add_argument("paths", nargs="+", help="JSONL/JSON/Parquet/CSV file, save_to_disk folder or hub ID")
-    parser.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="dataset format (default: auto)")
-    parser.add_argument("--checks", default=",".join(AVAILABLE_GATES),
-                        help=f"comma-separated gates to run (available: {', '.join(AVAILABLE_GATES)})")
-    parser.add_argument("--json", dest="json_path", type=Path, help="write the report as JSON here")
-    parser.add_argument("--max-template-violation-rate", type=float, default=0.0,
-                        help="template gate: largest fraction of bad records that still passes (default 0)")
-    parser.add_argument("--split", default="train", help="split to read from a saved or hub dataset")
-    return parser
+    p = _Parser(prog="data-checks", description="Data-quality gates for fine-tuning datasets: near-duplicates, "
+                "PII, label agreement, format/chat-template consistency. Exit 0 pass, 1 a gate failed, 2 bad input.")
+    p.add_argument("paths", nargs="+", help="JSONL/JSON/Parquet/CSV file, save_to_disk folder or hub dataset ID")
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
+                   help="dataset format (default: auto); 'classification' is annotation data for the agreement gate")
+    p.add_argument("--checks", help=f"comma-separated gates (available: {', '.join(AVAILABLE_GATES)}; default: "
+                   "template,dedup,pii, or agreement for --format classification)")
+    p.add_argument("--config", help="a checks YAML (the same as conf/checks/*.yaml); flags below override it")
+    p.add_argument("--json", dest="json_path", type=Path, help="write the report as JSON here")
+    p.add_argument("--html", dest="html_path", type=Path, help="write an HTML report with plots here")
+    p.add_argument("--write-clean", type=Path, metavar="OUT.jsonl",
+                   help="write the records minus near-duplicates (one kept per cluster) as JSONL here")
+    p.add_argument("--redact-pii", action="store_true", help="with --write-clean: replace PII spans by <TYPE>")
+    p.add_argument("--against", help="a second dataset (e.g. the eval split) checked for near-duplicates of PATH")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="skip unparseable JSONL lines (counted in the report) instead of stopping")
+    p.add_argument("--split", default="train", help="split to read from a saved or hub dataset")
+    p.add_argument("--text-field", help="the field the content gates read (default: per format)")
+    p.add_argument("--tokenizer", help="a tokenizer (local dir or hub ID) whose chat template the template gate "
+                   "renders every record through (imports transformers)")
+    p.add_argument("--max-length", type=int, help="with --tokenizer: report the share of records longer than this")
+    g = p.add_argument_group("thresholds")
+    g.add_argument("--max-template-violation-rate", type=float)
+    g.add_argument("--dedup-threshold", type=float, help="Jaccard similarity of a near-duplicate (default 0.8)")
+    g.add_argument("--max-duplicate-rate", type=float, help="near-duplicate rate that fails the gate (default 0.01)")
+    g.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
+    g.add_argument("--pii-inside-trust-boundary", action="store_true",
+                   help="the data stays inside the trust boundary: PII is reported but does not fail the gate")
+    g.add_argument("--min-kappa", type=float, help="agreement below this fails (default 0.8)")
+    g.add_argument("--kappa-weights", choices=("linear", "quadratic"), help="weighted Cohen's kappa (ordinal labels)")
+    g.add_argument("--item-field", help="long format: the item ID field (default item)")
+    g.add_argument("--annotator-field", help="long format: the annotator field (default annotator)")
+    g.add_argument("--label-field", help="long format: the label field (default label)")
+    g.add_argument("--annotator-columns", help="wide format: comma-separated columns, one per annotator")
+    return p
+
+
+def _config(args: argparse.Namespace) -> ChecksConfig:
+    config = load_checks_config(args.config) if args.config else ChecksConfig()
+    if args.checks is not None:
+        config.run = [g.strip() for g in args.checks.split(",") if g.strip()]
+        if not config.run:
+            raise UsageError("--checks names no gate")
+    elif args.format == ANNOTATION_FORMAT:
+        config.run = ["agreement"]
+    config.fail_on = list(config.run)  # on the command line every gate that runs decides the exit status
+
+    def override(section: Any, **values: Any) -> Any:
+        return dataclasses.replace(section, **{k: v for k, v in values.items() if v is not None})
+
+    config.template = override(config.template, max_violation_rate=args.max_template_violation_rate)
+    config.dedup = override(config.dedup, threshold=args.dedup_threshold, max_rate=args.max_duplicate_rate,
+                            num_perm=args.num_perm, field=args.text_field)
+    config.pii = override(config.pii, field=args.text_field,
+                          data_leaves_trust_boundary=False if args.pii_inside_trust_boundary else None)
+    columns = [c.strip() for c in args.annotator_columns.split(",")] if args.annotator_columns else None
+    config.agreement = override(config.agreement, min_kappa=args.min_kappa, weights=args.kappa_weights,
+                                item_field=args.item_field, annotator_field=args.annotator_field,
+                                label_field=args.label_field, annotator_columns=columns)
+    problems = config.problems()
+    if problems:
+        if args.config:
+            raise DataError(args.config, None, problems[0])
+        raise UsageError(problems[0])
+    return config
+
+
+def _redacted(value: Any) -> Any:
+    from data_checks.pii import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
+
+
+def _write_clean(data: LoadedData, results: dict[str, Any], out: Path, redact_pii: bool) -> int:
+    """Every record but the extra members of each near-duplicate cluster, PII redacted if asked."""
+    from data_checks.dedup import keep_indices
+
+    keep = keep_indices(results["dedup"], len(data)) if "dedup" in results else list(range(len(data)))
+    records = (_redacted(data.records[i]) if redact_pii else data.records[i] for i in keep)
+    write_text_atomic(out, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return len(keep)
+
+
+def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(reports) == 1:
+        return reports[0]
+    return {"passed": all(r["passed"] for r in reports), "records": sum(r["records"] for r in reports),
+            "format": reports[0]["format"], "sources": [s for r in reports for s in r["sources"]],
+            "fail_on": reports[0]["fail_on"],
+            "checks": {name: {"passed": all(r["checks"][name]["passed"] for r in reports if name in r["checks"])}
+                       for name in reports[0]["checks"]},
+            "datasets": reports}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    gates = [g.strip() for g in args.checks.split(",") if g.strip()]
-    if not gates:
-        print("data-checks: error: --checks names no gate", file=sys.stderr)
+    if args.write_clean and len(args.paths) != 1:
+        print("data-checks: error: --write-clean takes exactly one PATH", file=sys.stderr)
         return 2
-    config = ChecksConfig(run=gates, fail_on=gates,
-                          template=TemplateGateConfig(max_violation_rate=args.max_template_violation_rate))
-    problems = config.problems()
-    if problems:
-        print(f"data-checks: error: {problems[0]}", file=sys.stderr)
+    if args.redact_pii and not args.write_clean:
+        print("data-checks: error: --redact-pii needs --write-clean", file=sys.stderr)
         return 2
-    reports = []
     try:
+        config = _config(args)
+        tokenizer = None
+        if args.tokenizer:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        reports, loaded = [], []
         for path in args.paths:
-            data = read_records(path, split=args.split)
+            data = read_records(path, split=args.split, skip_invalid=args.skip_invalid)
             fmt = resolve_format(data.records, args.format, data.path, data.lines[0])
-            reports.append(run_gates(data, fmt, config))
-    except DataError as exc:
+            against = read_records(args.against, split=args.split, skip_invalid=args.skip_invalid) \
+                if args.against else None
+            results, not_applicable = gate_results(data, fmt, config, tokenizer, against, args.max_length)
+            reports.append(build_report(data, fmt, config, results, not_applicable, against))
+            loaded.append((data, results))
+    except (DataError, UsageError) as exc:
         print(f"data-checks: error: {exc}", file=sys.stderr)
         return 2
-    report = reports[0] if len(reports) == 1 else {
-        "passed": all(r["passed"] for r in reports), "records": sum(r["records"] for r in reports),
-        "sources": [s for r in reports for s in r["sources"]], "datasets": reports,
-        "checks": {name: {"passed": all(r["checks"][name]["passed"] for r in reports),
-                          "violations": [v for r in reports for v in r["checks"][name]["violations"]],
-                          "violation_rate": max(r["checks"][name]["violation_rate"] for r in reports)}
-                   for name in reports[0]["checks"]},
-    }
+    except OSError as exc:  # e.g. a tokenizer that cannot be loaded
+        print(f"data-checks: error: {exc}", file=sys.stderr)
+        return 2
+    report = _combined(reports)
     print(summary_table(report))
     if args.json_path:
-        write_json_atomic(args.json_path, report)
-        print(f"report: {args.json_path}")
+        print(f"report: {write_json_atomic(args.json_path, report)}")
+    if args.html_path:
+        from data_checks.html_report import write_html_report
+
+        print(f"html report: {write_html_report(report, args.html_path)}")
+    if args.write_clean:
+        data, results = loaded[0]
+        kept = _write_clean(data, results, args.write_clean, args.redact_pii)
+        print(f"clean copy: {kept} of {len(data)} records written to {args.write_clean}")
     return 0 if report["passed"] else 1
 
 

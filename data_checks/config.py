@@ -1,10 +1,20 @@
-"""Configuration of the gates; the schema behind `conf/checks/*.yaml` (plain dataclasses, no Hydra needed)."""
+"""Configuration of the gates; the schema behind `conf/checks/*.yaml` (plain dataclasses, no Hydra needed).
+
+Each gate's own settings live beside its code (`DedupGateConfig` in dedup.py, ...) and are
+gathered here into `ChecksConfig`, the node `checks` of the training config and of
+`data-checks --config FILE`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AVAILABLE_GATES = ("template",)
+from data_checks.agreement import AgreementGateConfig
+from data_checks.dedup import DedupGateConfig
+from data_checks.pii import PiiGateConfig
+
+AVAILABLE_GATES = ("template", "dedup", "pii", "agreement")
+DEFAULT_GATES = ["template", "dedup", "pii"]  # agreement needs annotation data: `--format classification`
 
 
 @dataclass
@@ -19,9 +29,12 @@ class ChecksConfig:
     """Which gates run (`run`) and which of them stop training when they fail (`fail_on`)."""
 
     enabled: bool = True
-    run: list[str] = field(default_factory=lambda: ["template"])
-    fail_on: list[str] = field(default_factory=lambda: ["template"])
+    run: list[str] = field(default_factory=lambda: list(DEFAULT_GATES))
+    fail_on: list[str] = field(default_factory=lambda: list(DEFAULT_GATES))
     template: TemplateGateConfig = field(default_factory=TemplateGateConfig)
+    dedup: DedupGateConfig = field(default_factory=DedupGateConfig)
+    pii: PiiGateConfig = field(default_factory=PiiGateConfig)
+    agreement: AgreementGateConfig = field(default_factory=AgreementGateConfig)
 
     def problems(self) -> list[str]:
         """Config mistakes, each naming its key."""
@@ -35,4 +48,23 @@ class ChecksConfig:
                 found.append(f"checks.fail_on: gate {name!r} is not in checks.run, so it cannot fail")
         if not 0.0 <= self.template.max_violation_rate <= 1.0:
             found.append("checks.template.max_violation_rate: must be between 0 and 1")
+        for gate in (self.dedup, self.pii, self.agreement):
+            found.extend(gate.problems())
         return found
+
+
+def load_checks_config(path: str) -> ChecksConfig:
+    """A `conf/checks/*.yaml` file as a ChecksConfig; unknown keys and wrong types fail with the key's name."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from data_checks.errors import DataError
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ChecksConfig), OmegaConf.load(path))
+        return OmegaConf.to_object(merged)
+    except OSError as exc:
+        raise DataError(path, None, f"cannot read the config: {exc.strerror}") from None
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        raise DataError(path, None, f"{'checks.' + key + ': ' if key else ''}{str(exc).splitlines()[0]}") from None

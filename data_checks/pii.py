@@ -49,11 +49,13 @@ presidio is imported on first use, not when this module is imported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import re
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -230,18 +232,38 @@ class PiiResult:
                 "data_leaves_trust_boundary": self.data_leaves_trust_boundary, "entities": list(self.entities)}
 
 
+@contextlib.contextmanager
+def _without_ml_frameworks() -> Iterator[None]:
+    """Import presidio as if torch and transformers were absent (when they are not loaded yet).
+
+    presidio (through spaCy/thinc and its optional NLP engines) imports them when installed, which
+    costs seconds and breaks the promise that data_checks runs without them; the pattern recognizers
+    used here need neither. A `None` entry in sys.modules makes their import fail, which presidio handles.
+    """
+    blocked = [name for name in ("torch", "transformers") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 class _Presidio:
     """presidio's engine and our recognizers, built once per process (presidio imports take seconds)."""
 
     def __init__(self) -> None:
-        try:
-            import tldextract
-            from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
-        except ImportError as exc:
-            raise ImportError(f"the PII gate needs presidio-analyzer ({exc}); "
-                              "install it with: pip install presidio-analyzer") from exc
-        from presidio_analyzer.entity_recognizer import EntityRecognizer
-        from presidio_analyzer.nlp_engine import NoOpNlpEngine
+        with _without_ml_frameworks():
+            try:
+                import tldextract
+                from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+            except ImportError as exc:
+                raise ImportError(f"the PII gate needs presidio-analyzer ({exc}); "
+                                  "install it with: pip install presidio-analyzer") from exc
+            from presidio_analyzer.entity_recognizer import EntityRecognizer
+            from presidio_analyzer.nlp_engine import NoOpNlpEngine
         from presidio_analyzer.predefined_recognizers import (
             CreditCardRecognizer,
             CryptoRecognizer,

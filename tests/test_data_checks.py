@@ -353,7 +353,9 @@ def test_check_template_renders_chat_through_the_tokenizer(tiny_model_dir: Path)
 
 def test_run_gates_report_shape():
     records = [{"instruction": "i", "output": "o"}, {"instruction": "i", "output": ""}]
-    report = run_gates(_data(records, [1, 5]), "alpaca", ChecksConfig())
+    report = run_gates(_data(records, [1, 5]), "alpaca", ChecksConfig(run=["template"], fail_on=["template"]))
+    lengths = report.pop("lengths")
+    assert (lengths["unit"], lengths["max"], sum(lengths["counts"])) == ("words", 2, 2)
     assert report == {
         "passed": False, "records": 2, "format": "alpaca", "sources": ["mem.jsonl"], "fail_on": ["template"],
         "checks": {"template": {"passed": False, "format": "alpaca", "checked": 2, "violation_rate": 0.5,
@@ -378,10 +380,11 @@ def test_run_gates_only_fail_on_gates_stop():
 
 def test_checks_config_problems():
     assert ChecksConfig().problems() == []
+    gates = "template, dedup, pii, agreement"
     assert ChecksConfig(run=["nope"], fail_on=[]).problems() == [
-        "checks.run: unknown gate 'nope' (available: template)"]
+        f"checks.run: unknown gate 'nope' (available: {gates})"]
     assert ChecksConfig(fail_on=["template", "x"]).problems() == [
-        "checks.fail_on: unknown gate 'x' (available: template)"]
+        f"checks.fail_on: unknown gate 'x' (available: {gates})"]
     assert ChecksConfig(run=[], fail_on=["template"]).problems() == [
         "checks.fail_on: gate 'template' is not in checks.run, so it cannot fail"]
     for rate in (-0.1, 1.5):
@@ -450,13 +453,14 @@ def test_cli_several_paths_merge_into_one_report(tmp_path: Path):
     good = write_jsonl(tmp_path / "good.jsonl", [chat("q", "a")] * 3)
     bad = write_jsonl(tmp_path / "bad.jsonl", [chat("q", "a"), _msgs("user", "user", "assistant")])
     report_path = tmp_path / "report.json"
-    assert cli_main([str(good), str(bad), "--json", str(report_path)]) == 1
+    assert cli_main([str(good), str(bad), "--checks", "template", "--json", str(report_path)]) == 1
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert (report["passed"], report["records"], report["sources"]) == (False, 5, [str(good), str(bad)])
     assert [d["passed"] for d in report["datasets"]] == [True, False]
-    assert report["checks"]["template"]["violations"] == [
-        {"record": 1, "line": 2, "problem": "two 'user' turns in a row"}]
-    assert report["checks"]["template"]["violation_rate"] == 0.5
+    assert report["checks"] == {"template": {"passed": False}}
+    per_file = report["datasets"][1]["checks"]["template"]
+    assert per_file["violations"] == [{"record": 1, "line": 2, "problem": "two 'user' turns in a row"}]
+    assert per_file["violation_rate"] == 0.5
 
 
 @pytest.mark.parametrize(("args", "message"), [
