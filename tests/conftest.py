@@ -21,6 +21,18 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.gpu` tests need CUDA: skipped, with the reason, where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run scripts/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     from finetune.tiny_model import TINY_MODEL_VERSION, ensure_tiny_model

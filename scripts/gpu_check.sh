@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, in one run of under 8 minutes, on a machine with no network:
+#   1. install the wheelhouse built here by scripts/make_wheelhouse.sh (.whl) next to the image's CUDA torch,
+#   2. run the @pytest.mark.gpu tests (bitsandbytes 4-bit CUDA kernels, bf16, NCCL),
+#   3. benchmark qlora, lora and full_zero3 against plain TRL on a Llama-3.2-1B-shaped model
+#      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1 FINETUNE_CACHE=${FINETUNE_CACHE:-/tmp/finetune-cache} WANDB_MODE=disabled
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+nvidia-smi -L
+python3 -c "import torch, transformers, peft, trl, bitsandbytes, deepspeed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__)"
+timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
+timeout 300 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-30}"
+if [ -n "${OUT:-}" ]; then cp docs/benchmarks.md "$OUT/"; fi
