@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,7 @@ class RunResult:
     summary: dict[str, Any]
     model: Any = None
     tokenizer: Any = None
+    log_history: list[dict[str, Any]] = field(default_factory=list)  # the trainer's logs, step by step
 
 
 def run(cfg: Any, run_dir: Path) -> RunResult:
@@ -148,11 +149,11 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
         weights_in = run_dir / ".model.partial"
         trainer.save_model(str(weights_in))
     if not trainer.is_world_process_zero():
-        return RunResult(summary, trainer.model, tokenizer)
+        return RunResult(summary, trainer.model, tokenizer, history)
     summary["export"] = _export(cfg, trainer.model, tokenizer, source, splits, summary, run_dir, weights_in)
     plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     write_json_atomic(run_dir / "summary.json", summary)
-    return RunResult(summary, trainer.model, tokenizer)
+    return RunResult(summary, trainer.model, tokenizer, history)
 
 
 def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],

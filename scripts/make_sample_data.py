@@ -105,8 +105,17 @@ def make_preferences(n: int, seed: int = 1) -> list[dict]:
     return rows
 
 
+# The word a good answer repeats from each kind of question: the GRPO demo rewards it (conf/reward/keyword.yaml).
+TOPIC_WORDS = {"plus": "plus", "minus": "minus", "backwards": "backwards", "colour": "colour", "French": "French",
+               "capital": "letters"}
+
+
+def _topic_word(question: str) -> str:
+    return next(word for key, word in TOPIC_WORDS.items() if key in question)
+
+
 def make_prompts(n: int, seed: int = 2) -> list[dict]:
-    """Prompt-only rows for GRPO: the question, and the reference answer the rewards compare against."""
+    """Prompt-only rows for GRPO: the question, the reference answer, and the topic word the answer repeats."""
     rng = random.Random(seed)
     rows: list[dict] = []
     seen: set[str] = set()
@@ -115,7 +124,8 @@ def make_prompts(n: int, seed: int = 2) -> list[dict]:
         if question in seen:
             continue
         seen.add(question)
-        rows.append({"prompt": [{"role": "user", "content": question}], "answer": answer})
+        rows.append({"prompt": [{"role": "user", "content": question}], "answer": answer,
+                     "target": _topic_word(question)})
     return rows
 
 

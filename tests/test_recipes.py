@@ -74,6 +74,29 @@ def test_dpo_reward_margin_and_accuracy_rise(tmp_path: Path, tiny_model_dir: Pat
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
 
 
+def test_grpo_mean_reward_rises(tmp_path: Path, tiny_model_dir: Path):
+    from finetune.run import run
+
+    result = run(compose(["recipe=grpo", *QUICK, "training.max_steps=30", "training.eval_every_steps=10",
+                          "training.learning_rate=1e-3", "training.logging_steps=5"]), tmp_path)
+    metrics = result.summary["metrics"]
+    assert metrics["eval_metric"] == "eval_reward"
+    assert metrics["eval_metric_best"] > 1.5 * metrics["eval_metric_initial"] > 0
+    rewards = [e["reward"] for e in result.log_history if "reward" in e]
+    assert sum(rewards[-3:]) / 3 > rewards[0]
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert result.summary["data"]["format"] == "prompt"
+
+
+def test_grpo_options_reach_trl():
+    from finetune.trainer import objective_args
+
+    args = objective_args(compose(["recipe=grpo", "grpo.use_vllm=true", "grpo.num_generations=8",
+                                   "grpo.rewards=[keyword,length_penalty]", "grpo.reward_weights=[1.0,0.5]"]))
+    assert (args["use_vllm"], args["vllm_mode"], args["num_generations"]) == (True, "colocate", 8)
+    assert args["reward_weights"] == [1.0, 0.5]
+
+
 @pytest.mark.parametrize(("overrides", "key"), [
     (["recipe=qlora", "recipe.deepspeed=zero3"], "recipe.deepspeed"),
     (["recipe=grpo", "grpo.rewards=[]"], "grpo.rewards"),

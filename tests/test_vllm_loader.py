@@ -29,12 +29,12 @@ def _vllm_check(*args: str) -> list[dict]:
 
 
 def _export(overrides: list[str], out: Path, tiny_model_dir: Path) -> Path:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """An adapter exactly as the recipe builds and exports it (untrained: loading does not depend on values)."""
+    from transformers import AutoTokenizer
 
-    from finetune.modeling import apply_lora
+    from finetune.modeling import load_model
 
-    cfg = compose(overrides)
-    model = apply_lora(cfg, AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    model = load_model(compose(overrides), str(tiny_model_dir))
     export_adapter(model, AutoTokenizer.from_pretrained(tiny_model_dir), out, "test")
     return out
 
@@ -52,10 +52,11 @@ def test_vllm_loader_accepts_our_exports_and_refuses_broken_ones(tmp_path: Path,
     ours = [_export(o, tmp_path / name, tiny_model_dir) for name, o in (
         ("generation", []), ("classification", ["data.task_type=classification"]),
         ("rslora", ["lora.use_rslora=true"]), ("rank24", ["lora.rank=24"]),
-        ("attention_only", ["lora.target_modules=[q_proj,v_proj]"]))]
+        ("attention_only", ["lora.target_modules=[q_proj,v_proj]"]),
+        ("qlora", ["recipe=qlora"]), ("dpo", ["recipe=dpo"]), ("grpo", ["recipe=grpo"]))]
     accepted = _vllm_check(*map(str, ours))
     assert [r["accepted"] for r in accepted] == [True] * len(ours), accepted
-    assert [r["max_lora_rank"] for r in accepted] == [64, 16, 64, 32, 64]
+    assert [r["max_lora_rank"] for r in accepted] == [64, 16, 64, 32, 64, 64, 64, 64]
 
     too_big = _vllm_check(str(ours[3]), "--max-lora-rank", "16")[0]
     assert not too_big["accepted"] and "greater than max_lora_rank" in too_big["error"]
