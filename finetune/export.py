@@ -95,11 +95,20 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
 
 
 def vllm_command(base_model: str, adapter_path: Path | None = None, name: str = "adapter",
-                 rank: int | None = None) -> str:
+                 rank: int | None = None, max_model_len: int | None = None) -> str:
+    """The exact serve command; `--max-model-len` when the run trained on shorter sequences than the base allows."""
+    length = f" --max-model-len {max_model_len}" if max_model_len else ""
     if adapter_path is None:
-        return f"vllm serve {base_model}"
+        return f"vllm serve {base_model}{length}"
     return (f"vllm serve {base_model} --enable-lora --lora-modules {name}={adapter_path} "
-            f"--max-lora-rank {vllm_max_lora_rank(rank or 1)}")
+            f"--max-lora-rank {vllm_max_lora_rank(rank or 1)}{length}")
+
+
+def served_length(model_config: Any, trained_length: int | None) -> int | None:
+    """The training length, when the base model's context is longer: vLLM then reserves memory for what was
+    trained rather than for the base's full context (raise it to serve longer prompts)."""
+    context = getattr(model_config, "max_position_embeddings", None)
+    return trained_length if trained_length and context and context > trained_length else None
 
 
 def _embedding_vocab(adapter_dir: Path) -> int | None:
@@ -122,7 +131,8 @@ def check_adapter(adapter_dir: Path, base_config: dict[str, Any] | None) -> list
 
 
 def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
-                   card: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+                   card: Callable[[dict[str, Any]], str] | None = None,
+                   trained_length: int | None = None) -> dict[str, Any]:
     """Save the PEFT adapter, its tokenizer (chat template included), generation config and model card."""
     base_config = model.get_base_model().config
     base_model = model.peft_config["default"].base_model_name_or_path
@@ -137,7 +147,8 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
         rank = adapter_rank(json.loads((tmp / "adapter_config.json").read_text()))
         info = {"kind": "adapter", "base_model": base_model, "base_config": fingerprint(base_config),
                 "rank": rank, "name": name, "stop_token_ids": stop_token_ids(tokenizer),
-                "vllm_command": vllm_command(base_model, out_dir.resolve(), name, rank)}
+                "vllm_command": vllm_command(base_model, out_dir.resolve(), name, rank,
+                                             served_length(base_config, trained_length))}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if card is not None:
             (tmp / "README.md").write_text(card(info))
@@ -149,7 +160,7 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
 
 def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str,
                       card: Callable[[dict[str, Any]], str] | None = None, kind: str = "full_model",
-                      weights_in: Path | None = None) -> dict[str, Any]:
+                      weights_in: Path | None = None, trained_length: int | None = None) -> dict[str, Any]:
     """Save a full (or merged) model in safetensors shards with config, generation config and tokenizer.
 
     `weights_in`: a folder the weights were already saved to (by `trainer.save_model`, which gathers
@@ -166,13 +177,14 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
         tokenizer.save_pretrained(tmp)
         _generation_config(model.config, tokenizer, base_model).save_pretrained(tmp)
         info = {"kind": kind, "base_model": base_model, "base_config": fingerprint(model.config),
-                "stop_token_ids": stop_token_ids(tokenizer), "vllm_command": vllm_command(str(out_dir.resolve()))}
+                "stop_token_ids": stop_token_ids(tokenizer), "vllm_command": command}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if card is not None:
             (tmp / "README.md").write_text(card(info))
 
+    command = vllm_command(str(out_dir.resolve()), max_model_len=served_length(model.config, trained_length))
     path = _write_atomically(out_dir, write)
-    return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": vllm_command(str(path))}
+    return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": command}
 
 
 def _load_base(base: str) -> tuple[Any, Any]:
@@ -185,7 +197,8 @@ def _load_base(base: str) -> tuple[Any, Any]:
 
 
 def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
-                  card: Callable[[dict[str, Any]], str] | None = None) -> dict[str, Any]:
+                  card: Callable[[dict[str, Any]], str] | None = None,
+                  trained_length: int | None = None) -> dict[str, Any]:
     """Merge an exported adapter into its base model and save the result as a full model.
 
     Refuses a base whose architecture, hidden size or vocabulary differs from the one the adapter
@@ -217,7 +230,8 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
         raise ExportError(f"the adapter does not fit the base model {base!r}: {str(exc).splitlines()[0]}") from None
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").is_file()
                                               else base)
-    return export_full_model(merged, tokenizer, out_dir, base, card, kind="merged_model")
+    return export_full_model(merged, tokenizer, out_dir, base, card, kind="merged_model",
+                             trained_length=trained_length)
 
 
 def resolve_adapter_dir(path: Path) -> Path:

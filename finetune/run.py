@@ -170,11 +170,14 @@ def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summ
     def card(info: dict[str, Any]) -> str:
         return render_model_card(run_info, info)
 
+    length = cfg.data.max_length
     if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
-        return export_full_model(model, tokenizer, run_dir / "model", source, card, weights_in=weights_in)
-    exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name, card)
+        return export_full_model(model, tokenizer, run_dir / "model", source, card, weights_in=weights_in,
+                                 trained_length=length)
+    exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name,
+                              card, trained_length=length)
     if cfg.export.merge:
-        exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card)
+        exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card, length)
     return exported
 
 

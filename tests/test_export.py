@@ -108,7 +108,7 @@ def test_merged_model_reproduces_base_plus_adapter(trained: Any):
     assert torch.max(torch.abs(with_adapter - _logits(result.model, result.tokenizer))).item() <= 1e-5
     generation = json.loads((merged_dir / "generation_config.json").read_text())
     assert generation["eos_token_id"] == stop_token_ids(result.tokenizer)
-    assert export["merged"]["vllm_command"] == f"vllm serve {merged_dir}"
+    assert export["merged"]["vllm_command"] == f"vllm serve {merged_dir} --max-model-len 256"
 
 
 def test_adapter_export_records_its_base_and_serve_command(trained: Any):
@@ -120,7 +120,7 @@ def test_adapter_export_records_its_base_and_serve_command(trained: Any):
     assert info["base_config"]["hidden_size"] == 128 and info["base_config"]["model_type"] == "llama"
     assert result.summary["export"]["vllm_command"] == (
         f"vllm serve {result.summary['base_model']} --enable-lora --lora-modules tiny-demo={adapter.resolve()} "
-        "--max-lora-rank 64")
+        "--max-lora-rank 64 --max-model-len 256")  # trained on 256 tokens; the base allows 512
     assert json.loads((adapter / "generation_config.json").read_text())["eos_token_id"] == [3]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary folders left
 

@@ -65,7 +65,7 @@ def test_demo_writes_run_directory(demo_run: tuple[Path, object]):
     assert adapter_config["base_model_name_or_path"] == summary["base_model"]
     command = summary["export"]["vllm_command"]
     assert command == (f"vllm serve {summary['base_model']} --enable-lora --lora-modules "
-                       f"lora={run_dir.resolve() / 'adapter'} --max-lora-rank 64")
+                       f"lora={run_dir.resolve() / 'adapter'} --max-lora-rank 64 --max-model-len 256")
     assert command in result.stdout  # the human summary prints it
 
 
