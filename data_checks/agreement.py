@@ -182,8 +182,7 @@ def _wide_cell(value: Any) -> list[str]:
     return [p for p in parts if p is not None]
 
 
-def _fields_seen(records: list[dict[str, Any]]) -> str:
-    names = list(dict.fromkeys(k for r in records[:50] for k in r))
+def _fields_seen(names: list[str]) -> str:
     shown = ", ".join(repr(n) for n in names[:20])
     return shown + (f" and {len(names) - 20} more" if len(names) > 20 else "")
 
@@ -196,9 +195,10 @@ def judgements_from_records(records: list[dict[str, Any]], lines: list[int], pat
     annotator, a list or object where one label belongs, a non-numeric label when `weights` is set, and,
     under `multiple_labels: error`, an annotator labelling an item more than once.
     """
-    if config.annotator_columns:
-        return _wide_judgements(records, lines, path, config)
-    return _long_judgements(records, lines, path, config)
+    reader = JudgementReader(path, config)
+    for record, line in progress(list(zip(records, lines, strict=True)), desc="agreement: reading labels"):
+        reader.add(record, line)
+    return reader.judgements()
 
 
 def _check_numeric(label: Optional[str], config: AgreementGateConfig, path: str, line: int, where: str) -> None:
@@ -207,18 +207,66 @@ def _check_numeric(label: Optional[str], config: AgreementGateConfig, path: str,
                                     "needs numeric (ordinal) labels")
 
 
-def _long_judgements(records: list[dict[str, Any]], lines: list[int], path: str,
-                     config: AgreementGateConfig) -> list[Judgement]:
-    roles = (("item", config.item_field), ("annotator", config.annotator_field), ("label", config.label_field))
-    for role, name in roles:
-        if not any(name in record for record in records):
-            raise DataError(path, None, f"no record has the {role} field {name!r} (checks.agreement.{role}_field); "
-                                        f"fields: {_fields_seen(records)}")
-    judgements: list[Judgement] = []
-    first_line: dict[tuple[str, str], int] = {}
-    for record, line in progress(list(zip(records, lines, strict=True)), desc="agreement: reading labels"):
+class JudgementReader:
+    """`judgements_from_records` fed one record at a time (`add`), then `judgements()`.
+
+    The errors are those of reading every record first: a field or column that no record has is
+    reported (at the end) before the first bad row, so a bad row is remembered, not raised, and
+    `add` after it only notes which fields occur.
+    """
+
+    SAMPLE = 50  # records whose field names an error message lists
+
+    def __init__(self, path: str, config: AgreementGateConfig) -> None:
+        self.path, self.config = path, config
+        if config.annotator_columns:
+            self.columns = list(dict.fromkeys(config.annotator_columns))
+            self.required = [(name, None) for name in self.columns]
+        else:
+            self.roles = (("item", config.item_field), ("annotator", config.annotator_field),
+                          ("label", config.label_field))
+            self.required = [(name, role) for role, name in self.roles]
+        self.missing = {name for name, _ in self.required}  # fields no record has had yet
+        self.fields: dict[str, None] = {}  # the field names of the first SAMPLE records, in order
+        self.sampled = 0
+        self.error: DataError | None = None
+        self.first_line: dict[tuple[str, str], int] = {}
+        self._judgements: list[Judgement] = []
+
+    def add(self, record: dict[str, Any], line: int) -> None:
+        if self.sampled < self.SAMPLE:
+            self.sampled += 1
+            self.fields.update(dict.fromkeys(record))
+        if self.missing:
+            self.missing.difference_update([name for name in self.missing if name in record])
+        if self.error is not None:
+            return
+        try:
+            if self.config.annotator_columns:
+                self._add_wide(record, line)
+            else:
+                self._add_long(record, line)
+        except DataError as exc:
+            self.error = exc
+
+    def judgements(self) -> list[Judgement]:
+        for name, role in self.required:
+            if name not in self.missing:
+                continue
+            fields = _fields_seen(list(self.fields))
+            if role is None:
+                raise DataError(self.path, None, f"annotator column {name!r} is in no record "
+                                                 f"(checks.agreement.annotator_columns); columns: {fields}")
+            raise DataError(self.path, None, f"no record has the {role} field {name!r} "
+                                             f"(checks.agreement.{role}_field); fields: {fields}")
+        if self.error is not None:
+            raise self.error
+        return self._judgements
+
+    def _add_long(self, record: dict[str, Any], line: int) -> None:
+        path, config = self.path, self.config
         values = []
-        for role, name in roles:
+        for role, name in self.roles:
             try:
                 values.append(_text(record.get(name)))
             except _NotScalar as exc:
@@ -229,26 +277,17 @@ def _long_judgements(records: list[dict[str, Any]], lines: list[int], path: str,
         item, annotator, label = values
         _check_numeric(label, config, path, line, f"field {config.label_field!r}")
         if label is not None and config.multiple_labels == "error":
-            earlier = first_line.setdefault((item, annotator), line)
+            earlier = self.first_line.setdefault((item, annotator), line)
             if earlier != line:
                 raise DataError(path, line, f"annotator {annotator!r} labels item {item!r} again (first at line "
                                             f"{earlier}); set checks.agreement.multiple_labels to 'first' or "
                                             "'majority' to keep one label per annotator and item")
-        judgements.append((item, annotator, label))
-    return judgements
+        self._judgements.append((item, annotator, label))
 
-
-def _wide_judgements(records: list[dict[str, Any]], lines: list[int], path: str,
-                     config: AgreementGateConfig) -> list[Judgement]:
-    columns = list(dict.fromkeys(config.annotator_columns or []))
-    for name in columns:
-        if not any(name in record for record in records):
-            raise DataError(path, None, f"annotator column {name!r} is in no record "
-                                        f"(checks.agreement.annotator_columns); columns: {_fields_seen(records)}")
-    judgements: list[Judgement] = []
-    for record, line in progress(list(zip(records, lines, strict=True)), desc="agreement: reading labels"):
+    def _add_wide(self, record: dict[str, Any], line: int) -> None:
+        path, config = self.path, self.config
         item = f"{path}:{line}"
-        for name in columns:
+        for name in self.columns:
             raw = record.get(name)
             try:
                 labels = _wide_cell(raw)
@@ -260,10 +299,9 @@ def _wide_judgements(records: list[dict[str, Any]], lines: list[int], path: str,
                                             "checks.agreement.multiple_labels to 'first' or 'majority' to use one")
             for label in labels:
                 _check_numeric(label, config, path, line, f"column {name!r}")
-                judgements.append((item, name, label))
+                self._judgements.append((item, name, label))
             if not labels:
-                judgements.append((item, name, None))
-    return judgements
+                self._judgements.append((item, name, None))
 
 
 # ---------------------------------------------------------------------------------------------------------

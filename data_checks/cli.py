@@ -1,6 +1,8 @@
 """`data-checks`: run the gates on one or more datasets from the command line.
 
 Exit status: 0 every gate passed, 1 a gate failed, 2 unreadable input or bad arguments.
+JSONL and CSV inputs are read one record at a time, so memory does not grow with the records' parsed
+size (`data_checks.gates.stream_gates`); `--write-clean` reads the input a second time.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from data_checks.config import AVAILABLE_GATES, ChecksConfig, load_checks_config
 from data_checks.errors import DataError
-from data_checks.formats import FORMATS, resolve_format
-from data_checks.gates import ANNOTATION_FORMAT, build_report, gate_results
-from data_checks.records import LoadedData, read_records
+from data_checks.formats import FORMATS
+from data_checks.gates import ANNOTATION_FORMAT, StreamedRun, stream_gates
+from data_checks.records import iter_records
 from data_checks.report import summary_table, write_json_atomic, write_text_atomic
 
 
@@ -109,14 +112,32 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def _write_clean(data: LoadedData, results: dict[str, Any], out: Path, redact_pii: bool) -> int:
-    """Every record but the extra members of each near-duplicate cluster, PII redacted if asked."""
-    from data_checks.dedup import keep_indices
+def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: bool, split: str,
+                 skip_invalid: bool) -> int:
+    """Every record but the extra members of each near-duplicate cluster, PII redacted if asked.
 
-    keep = keep_indices(results["dedup"], len(data)) if "dedup" in results else list(range(len(data)))
-    records = (_redacted(data.records[i]) if redact_pii else data.records[i] for i in keep)
-    write_text_atomic(out, (json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-    return len(keep)
+    The records are read again, one at a time (a second streamed pass), and written as they come;
+    the file appears only once complete (an atomic rename).
+    """
+    from data_checks.dedup import dropped_indices
+
+    drop = dropped_indices(run.results["dedup"]) if "dedup" in run.results else set()
+    kept = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal kept
+        count = 0
+        for index, (_, record) in enumerate(iter_records(source, split, skip_invalid)):
+            count += 1
+            if index not in drop:
+                kept += 1
+                yield json.dumps(_redacted(record) if redact_pii else record, ensure_ascii=False) + "\n"
+        if count != len(run):
+            raise DataError(run.path, None, f"changed while being checked ({len(run)} records, now {count}); "
+                                            "nothing written")
+
+    write_text_atomic(out, lines())
+    return kept
 
 
 def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -145,15 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-        reports, loaded = [], []
+        reports, runs = [], []
         for path in args.paths:
-            data = read_records(path, split=args.split, skip_invalid=args.skip_invalid)
-            fmt = resolve_format(data.records, args.format, data.path, data.lines[0])
-            against = read_records(args.against, split=args.split, skip_invalid=args.skip_invalid) \
-                if args.against else None
-            results, not_applicable = gate_results(data, fmt, config, tokenizer, against, args.max_length)
-            reports.append(build_report(data, fmt, config, results, not_applicable, against))
-            loaded.append((data, results))
+            run = stream_gates(path, args.format, config, tokenizer, args.against, args.max_length,
+                               split=args.split, skip_invalid=args.skip_invalid)
+            reports.append(run.report)
+            runs.append(run)
     except (DataError, UsageError) as exc:
         print(f"data-checks: error: {exc}", file=sys.stderr)
         return 2
@@ -169,9 +187,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"html report: {write_html_report(report, args.html_path)}")
     if args.write_clean:
-        data, results = loaded[0]
-        kept = _write_clean(data, results, args.write_clean, args.redact_pii)
-        print(f"clean copy: {kept} of {len(data)} records written to {args.write_clean}")
+        try:
+            kept = _write_clean(args.paths[0], runs[0], args.write_clean, args.redact_pii, args.split,
+                                args.skip_invalid)
+        except (DataError, OSError) as exc:
+            print(f"data-checks: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"clean copy: {kept} of {len(runs[0])} records written to {args.write_clean}")
     return 0 if report["passed"] else 1
 
 

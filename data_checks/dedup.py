@@ -706,9 +706,15 @@ def _contamination(workers: _Workers, signatures_: np.ndarray, reps: np.ndarray,
              "pairs": listed}, verified)
 
 
+def dropped_indices(result_or_clusters: Union[DedupResult, Sequence[Sequence[int]]]) -> set[int]:
+    """The record indices a clean copy leaves out: in each cluster (every one, not only the listed ones),
+    every member but the first (lowest index)."""
+    clusters = result_or_clusters.clusters if isinstance(result_or_clusters, DedupResult) else result_or_clusters
+    return {x for cluster in clusters for x in sorted(cluster)[1:]}
+
+
 def keep_indices(result_or_clusters: Union[DedupResult, Sequence[Sequence[int]]], n: int) -> list[int]:
     """The record indices to keep when writing a clean copy: all of range(n) except, in each cluster,
     every member but the first (lowest index). Uses every cluster, not only the listed ones."""
-    clusters = result_or_clusters.clusters if isinstance(result_or_clusters, DedupResult) else result_or_clusters
-    drop = {x for cluster in clusters for x in sorted(cluster)[1:]}
+    drop = dropped_indices(result_or_clusters)
     return [i for i in range(n) if i not in drop]

@@ -18,4 +18,5 @@ def progress(items: Iterable[T], desc: str) -> Iterable[T]:
         from tqdm.auto import tqdm
     except ImportError:
         return items
-    return tqdm(items, desc=desc, total=total, leave=False)
+    # A stream's length is unknown: show its bar only once it has run a while, as a sized one does from 2000 items.
+    return tqdm(items, desc=desc, total=total, leave=False, delay=0 if total is not None else 2.0)

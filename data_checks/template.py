@@ -74,23 +74,49 @@ def _rendering_problem(tokenizer: Any, record: dict[str, Any], fmt: str,
     return None, truncated
 
 
+def template_problem(record: dict[str, Any], fmt: str, tokenizer: Any = None,
+                     max_length: int | None = None) -> tuple[str | None, bool]:
+    """(problem, truncated) for one record: its shape as `fmt`, its consistency and, with a tokenizer,
+    its rendering through the chat template (`truncated`: longer than `max_length` tokens)."""
+    problem = record_problem(record, fmt) or consistency_problem(record, fmt)
+    if problem is None and tokenizer is not None:
+        return _rendering_problem(tokenizer, record, fmt, max_length)
+    return problem, False
+
+
+class TemplateCheck:
+    """The template gate fed one record at a time (`add`), then `result()`; keeps counts and the
+    first `max_listed` violations, never the records."""
+
+    def __init__(self, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
+                 max_length: int | None = None, max_listed: int = 100) -> None:
+        self.fmt, self.tokenizer, self.max_length = fmt, tokenizer, max_length
+        self.max_violation_rate, self.max_listed = max_violation_rate, max_listed
+        self.checked = self.count = self.truncated = 0
+        self.violations: list[dict[str, Any]] = []
+
+    def add(self, record: dict[str, Any], line: int) -> None:
+        problem, truncated = template_problem(record, self.fmt, self.tokenizer, self.max_length)
+        self.truncated += truncated
+        if problem is not None:
+            self.count += 1
+            if len(self.violations) < self.max_listed:
+                self.violations.append({"record": self.checked, "line": line, "problem": problem})
+        self.checked += 1
+
+    def result(self) -> TemplateResult:
+        n = self.checked
+        rate = self.count / n if n else 0.0
+        measured = self.tokenizer is not None and self.max_length is not None
+        return TemplateResult(rate <= self.max_violation_rate, self.fmt, n, rate, self.max_violation_rate,
+                              self.violations, self.truncated if measured else None,
+                              self.truncated / n if measured and n else None, self.max_length if measured else None)
+
+
 def check_template(data: LoadedData, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
                    max_length: int | None = None, max_listed: int = 100) -> TemplateResult:
     """Check every record of `data` against `fmt` (and the tokenizer's chat template, if given)."""
-    violations: list[dict[str, Any]] = []
-    count = truncated = 0
+    check = TemplateCheck(fmt, tokenizer, max_violation_rate, max_length, max_listed)
     for index, record in enumerate(progress(data.records, desc="template check")):
-        problem = record_problem(record, fmt) or consistency_problem(record, fmt)
-        if problem is None and tokenizer is not None:
-            problem, was_truncated = _rendering_problem(tokenizer, record, fmt, max_length)
-            truncated += was_truncated
-        if problem is not None:
-            count += 1
-            if len(violations) < max_listed:
-                violations.append({"record": index, "line": data.lines[index], "problem": problem})
-    n = len(data.records)
-    rate = count / n if n else 0.0
-    measured = tokenizer is not None and max_length is not None
-    return TemplateResult(rate <= max_violation_rate, fmt, n, rate, max_violation_rate, violations,
-                          truncated if measured else None, truncated / n if measured and n else None,
-                          max_length if measured else None)
+        check.add(record, data.lines[index])
+    return check.result()

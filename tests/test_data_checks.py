@@ -18,15 +18,17 @@ from data_checks import (
     LoadedData,
     TemplateGateConfig,
     detect_format,
+    iter_records,
     read_records,
     record_problems,
     run_gates,
+    run_gates_streamed,
     summary_table,
     write_json_atomic,
 )
 from data_checks.cli import main as cli_main
-from data_checks.formats import FormatProblem, consistency_problem, resolve_format
-from data_checks.records import looks_like_hub_id
+from data_checks.formats import FormatProblem, consistency_problem, record_text, resolve_format
+from data_checks.records import SkippedLines, looks_like_hub_id
 from data_checks.template import check_template
 from tests.conftest import ROOT, chat, needs_shared, write_jsonl
 
@@ -561,3 +563,320 @@ def test_shared_alpaca_v1_fails_the_template_gate(tmp_path: Path, capsys: pytest
     assert all(v["line"] == v["record"] + 1 for v in template["violations"])
     # Below its ~10% violation rate the gate passes.
     assert cli_main([str(path), "--max-template-violation-rate", "0.1"]) == 0
+
+
+# ---------------------------------------------------------------- streamed reading and gates (data-checks' path)
+
+def _words(seed: int, n: int) -> str:
+    """A reproducible sentence of `n` distinct-ish words (no two seeds share a 5-gram by accident)."""
+    return " ".join(f"w{(seed * 7919 + k * 104729) % 999983}" for k in range(n))
+
+
+def _messy_alpaca() -> list[dict[str, Any]]:
+    """Alpaca records with template violations, exact and near duplicates and PII."""
+    records = [{"instruction": f"Task {i}: {_words(i, 8)}", "input": "", "output": _words(i + 500, 12)}
+               for i in range(40)]
+    records[3]["output"] = " "  # a violation: empty output
+    records[7] = {"instruction": "no output here"}  # a violation: missing field
+    records.append(dict(records[5]))  # an exact duplicate
+    records.append({**records[9], "instruction": records[9]["instruction"].upper() + "!"})  # same normalised text
+    records.append({**records[11], "output": records[11]["output"] + " extra"})  # a near duplicate
+    records.append({"instruction": _words(77, 10), "input": "", "output": records[13]["output"]})  # same output only
+    records[20]["input"] = "mail me at jane.doe@example.com or call +1 (415) 555-0132"
+    return records
+
+
+def _classification_csv(path: Path, wide: bool = False) -> Path:
+    labels = {"ann_a": [i % 3 for i in range(30)], "ann_b": [(i % 3) if i % 5 else (i + 1) % 3 for i in range(30)]}
+    if wide:
+        rows = ["item,ann_a,ann_b"] + [f"item{i},{labels['ann_a'][i]},{labels['ann_b'][i]}" for i in range(30)]
+    else:
+        rows = ["item,annotator,label"] + [f"item{i},{name},{values[i]}" for name, values in labels.items()
+                                           for i in range(30)]
+    return _lines(path, rows)
+
+
+def _both_reports(path: Path, fmt: str, config: ChecksConfig, against: Path | None = None,
+                  skip_invalid: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(in-memory report, streamed report) for the same source."""
+    data = read_records(path, skip_invalid=skip_invalid)
+    other = read_records(against) if against is not None else None
+    old = run_gates(data, resolve_format(data.records, fmt, data.path, data.lines[0]), config, against=other)
+    new = run_gates_streamed(path, fmt, config, against=against, skip_invalid=skip_invalid)
+    return old, new
+
+
+def _gates(*names: str, **sections: Any) -> ChecksConfig:
+    return ChecksConfig(run=list(names), fail_on=list(names), **sections)
+
+
+@pytest.mark.parametrize("case", ["chat", "alpaca", "preference", "messy", "messy_against_skip_invalid",
+                                  "messy_text_field_all_gates", "classification_long_csv",
+                                  "classification_wide_csv"])
+def test_streamed_and_in_memory_reports_are_identical(tmp_path: Path, case: str):
+    from data_checks.agreement import AgreementGateConfig
+    from data_checks.dedup import DedupGateConfig
+    from data_checks.pii import PiiGateConfig
+
+    default = ChecksConfig()
+    fmt, against, skip_invalid, config = "auto", None, False, default
+    if case == "chat":
+        path = write_jsonl(tmp_path / "d.jsonl", [chat(_words(i, 6), _words(i + 99, 9)) for i in range(30)]
+                           + [_msgs("user", "user", "assistant"), chat("q", "")])
+    elif case == "alpaca":
+        path = _lines(tmp_path / "d.csv", ["instruction,input,output"]
+                      + [f"{_words(i, 6)},,{_words(i + 99, 9)}" for i in range(30)] + ["say hi,,"])
+    elif case == "preference":
+        records = [{"prompt": _words(i, 5), "chosen": _words(i + 50, 8), "rejected": _words(i + 80, 8)}
+                   for i in range(30)]
+        records += [{"prompt": "p", "chosen": "same", "rejected": "same"}, dict(records[2])]
+        path = write_jsonl(tmp_path / "d.jsonl", records)
+    elif case.startswith("messy"):
+        lines = [json.dumps(r) for r in _messy_alpaca()]
+        if case == "messy_against_skip_invalid":
+            lines[10:10] = ['{"instruction": "cut', "[1, 2]"]
+            against = write_jsonl(tmp_path / "eval.jsonl", [_messy_alpaca()[14], {"instruction": "x", "output": "y"}])
+            skip_invalid = True
+        if case == "messy_text_field_all_gates":
+            config = ChecksConfig(run=["template", "dedup", "pii", "agreement"], fail_on=["template"],
+                                  dedup=DedupGateConfig(field="output"), pii=PiiGateConfig(field="input"))
+        path = _lines(tmp_path / "d.jsonl", lines)
+    elif case == "classification_long_csv":
+        path, fmt, config = _classification_csv(tmp_path / "a.csv"), "classification", _gates("agreement")
+    else:
+        path, fmt = _classification_csv(tmp_path / "a.csv", wide=True), "classification"
+        config = _gates("agreement", agreement=AgreementGateConfig(annotator_columns=["ann_a", "ann_b"], min_kappa=0.5))
+
+    old, new = _both_reports(path, fmt, config, against, skip_invalid)
+    assert new == old
+    assert json.dumps(new) == json.dumps(old)  # same key order too
+    # The reports hold what each case is about, so an empty or wrong pair of reports cannot pass.
+    checks = new["checks"]
+    if case.startswith("classification"):
+        assert checks["agreement"]["items"] == 30 and checks["agreement"]["kappa"] is not None
+        assert "not_applicable" not in new and "lengths" not in new
+    elif case.startswith("messy"):
+        assert checks["template"]["violation_rate"] > 0
+        if case == "messy_text_field_all_gates":
+            assert new["not_applicable"] == {"agreement": "applies to annotation data (--format classification)"}
+            assert checks["pii"]["records_with_pii"] == 1  # the input field holds it
+            assert checks["dedup"]["clusters"] == [[5, 40], [9, 41], [11, 42], [13, 43]]  # outputs only
+        else:
+            assert [v["line"] for v in checks["template"]["violations"]] == [4, 8]
+            assert checks["pii"]["by_type"] == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+            assert checks["dedup"]["clusters"] == [[5, 40], [9, 41], [11, 42]]
+        if skip_invalid:
+            skipped = new["skipped_invalid"]
+            assert skipped["count"] == 2 and [s["line"] for s in skipped["lines"]] == [11, 12]
+            assert skipped["lines"][0]["problem"].startswith("not valid JSON")
+            assert new["against"] == str(against) and checks["dedup"]["contamination"]["contaminated"] == 1
+    else:
+        assert new["records"] in (32, 31) and sum(new["lengths"]["counts"]) == new["records"]
+        assert not new["passed"]
+
+
+def test_streamed_and_in_memory_reports_match_with_a_tokenizer(tmp_path: Path, tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                               "{{ raise_exception('System role not supported') }}{% endif %}"
+                               "{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}")
+    records = [chat(_words(i, 3 + 4 * i), _words(i + 50, 5)) for i in range(12)]
+    records.append(_msgs("system", "user", "assistant"))
+    path = write_jsonl(tmp_path / "d.jsonl", records)
+    data = read_records(path)
+    config = _gates("template")
+    old = run_gates(data, "chat", config, tokenizer=tokenizer, max_length=60)
+    new = run_gates_streamed(path, "auto", config, tokenizer=tokenizer, max_length=60)
+    assert new == old
+    template = new["checks"]["template"]
+    assert [v["line"] for v in template["violations"]] == [13]
+    assert "System role not supported" in template["violations"][0]["problem"]
+    assert 0 < template["truncated"] < 12
+
+
+@pytest.mark.parametrize("case", ["format_then_bad_line", "agreement_field_missing_everywhere",
+                                  "agreement_bad_row_then_bad_line", "agreement_bad_row_then_bad_against",
+                                  "agreement_bad_row_before_missing_field"])
+def test_streamed_and_in_memory_errors_are_identical(tmp_path: Path, case: str):
+    """The streamed path reports the error the in-memory path does, even when it meets another one first."""
+    fmt, config, against = "auto", ChecksConfig(), None
+    rows = [{"item": f"i{i}", "annotator": a, "label": str(i % 2)} for i in range(6) for a in ("x", "y")]
+    if case == "format_then_bad_line":  # line 1 has unknown keys, line 3 is not JSON: the bad line wins
+        path = _lines(tmp_path / "d.jsonl", ['{"foo": 1}', '{"foo": 2}', "{nope"])
+        expected = f"{path}:3: not valid JSON"
+    else:
+        fmt, config = "classification", _gates("agreement")
+        if case == "agreement_field_missing_everywhere":
+            path = write_jsonl(tmp_path / "d.jsonl", [{"id": 1, "annotator": "x", "label": "1"}])
+            expected = f"{path}: no record has the item field 'item'"
+        elif case == "agreement_bad_row_then_bad_line":
+            rows[1] = {"item": "i0", "label": "1"}  # no annotator on line 2, then a bad line at the end
+            path = _lines(tmp_path / "d.jsonl", [json.dumps(r) for r in rows] + ["[1]"])
+            expected = f"{path}:13: expected a JSON object, got list"
+        elif case == "agreement_bad_row_then_bad_against":
+            rows[1] = {"item": "i0", "label": "1"}
+            path = write_jsonl(tmp_path / "d.jsonl", rows)
+            against = _lines(tmp_path / "eval.jsonl", ['{"item": "a", "annotator": "x", "label": "1"}', "{oops"])
+            expected = f"{against}:2: not valid JSON"
+        else:  # a bad row on line 2, and no record has the label field: the missing field is named
+            rows = [{"item": "i0", "annotator": "x"}, {"item": "i0", "annotator": ["x"]}]
+            path = write_jsonl(tmp_path / "d.jsonl", rows)
+            expected = f"{path}: no record has the label field 'label'"
+    errors = []
+    for run in (lambda: _both_reports(path, fmt, config, against)[0],
+                lambda: run_gates_streamed(path, fmt, config, against=against)):
+        with pytest.raises(DataError) as err:
+            run()
+        errors.append(str(err.value))
+    assert errors[0] == errors[1]
+    assert errors[1].startswith(expected)
+
+
+def test_iter_records_is_lazy_and_stops_at_the_first_bad_line(tmp_path: Path):
+    path = _lines(tmp_path / "d.jsonl", ['{"text": "a"}', "", '{"text": "b"}', "{bad", '{"text": "c"}'])
+    records = iter_records(path)
+    assert next(records) == (1, {"text": "a"})
+    assert next(records) == (3, {"text": "b"})  # handed out before the bad line is read
+    with pytest.raises(DataError) as err:
+        next(records)
+    assert str(err.value).startswith(f"{path}:4: not valid JSON")
+    rows = iter_records(_lines(tmp_path / "d.csv", ["text", "a", "b,c", "d"]))
+    assert next(rows) == (2, {"text": "a"})
+    with pytest.raises(DataError, match=r"d\.csv:3: row has more cells than the header"):
+        next(rows)
+
+
+def test_iter_records_skip_invalid_counts_every_line_and_lists_a_few(tmp_path: Path):
+    path = _lines(tmp_path / "d.jsonl", ['{"text": "a"}', "{x", "[]", '{"text": "b"}', "7"])
+    skipped = SkippedLines(keep=2)
+    assert list(iter_records(path, skip_invalid=True, skipped=skipped)) == [(1, {"text": "a"}), (4, {"text": "b"})]
+    assert skipped.count == 3
+    assert [s["line"] for s in skipped.lines] == [2, 3]
+    assert skipped.lines[1]["problem"] == "expected a JSON object, got list"
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("d.jsonl", b""), ("d.jsonl", b"\n  \n\n"), ("d.jsonl", b'{"text": "caf\xe9"}\n'), ("d.jsonl", b"[1]\n"),
+    ("d.jsonl", b'{"text": "a"}\n"b"\n'), ("d.csv", b"text\ncaf\xe9\n"), ("d.csv", b""), ("d.csv", b"text\n\n"),
+    ("d.json", b"[]"), ("d.json", b'[{"text": "caf\xe9"}]'), ("d.txt", b"hi\n"), ("missing.jsonl", None),
+], ids=["empty", "blank", "not_utf8", "list_line", "string_line", "csv_not_utf8", "csv_empty", "csv_header_only",
+        "json_empty_list", "json_not_utf8", "unknown_suffix", "missing"])
+def test_iter_records_fails_as_read_records_does(tmp_path: Path, name: str, content: bytes | None):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError) as old:
+        read_records(path)
+    with pytest.raises(DataError) as new:
+        list(iter_records(path))
+    assert str(new.value) == str(old.value)
+    assert (new.value.path, new.value.line) == (old.value.path, old.value.line)
+
+
+def _big_file(path: Path, n: int, bad_lines: dict[int, bytes]) -> Path:
+    """`n` lines of distinct, clean alpaca records, with the lines in `bad_lines` (1-based) replaced."""
+    with path.open("wb") as f:
+        for number in range(1, n + 1):
+            record = {"instruction": f"Item {number}: {_words(number, 6)}", "input": "",
+                      "output": _words(number + n, 10)}
+            f.write(bad_lines.get(number, json.dumps(record).encode()) + b"\n")
+    return path
+
+
+def test_cli_streams_20000_lines_with_malformed_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    bad = {1234: b'{"instruction": "cut off', 5678: b"[1, 2, 3]", 19_999: b'{"output": "caf\xe9"}'}
+    path = _big_file(tmp_path / "big.jsonl", 20_000, bad)
+    report_path, clean = tmp_path / "report.json", tmp_path / "clean.jsonl"
+
+    # --skip-invalid: every bad line counted, the gates decide the exit status (clean data: 0).
+    assert cli_main([str(path), "--skip-invalid", "--json", str(report_path), "--write-clean", str(clean)]) == 0
+    out = capsys.readouterr().out
+    assert "3 unparseable lines skipped (--skip-invalid)" in out
+    assert "clean copy: 19997 of 19997 records written" in out
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert (report["records"], report["passed"]) == (19_997, True)
+    assert report["skipped_invalid"]["count"] == 3
+    assert [s["line"] for s in report["skipped_invalid"]["lines"]] == [1234, 5678, 19_999]
+    assert report["skipped_invalid"]["lines"][2]["problem"].startswith("not UTF-8 text")
+    assert sum(report["lengths"]["counts"]) == 19_997
+    assert sum(1 for _ in clean.open(encoding="utf-8")) == 19_997
+    # ... and a gate that fails decides it too: one empty output among 20,000 fails the template gate.
+    path = _big_file(path, 20_000, {**bad, 10: b'{"instruction": "say nothing", "output": ""}'})
+    assert cli_main([str(path), "--skip-invalid", "--checks", "template", "--json", str(report_path)]) == 1
+    assert "first: line 10: field 'output' is empty" in capsys.readouterr().out
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["skipped_invalid"]["count"] == 3 and report["checks"]["template"]["violation_rate"] == 1 / 19_997
+
+    # Without it: exit 2 naming the first bad line, and nothing written (no report, no clean copy).
+    report_path.unlink()
+    clean.unlink()
+    assert cli_main([str(path), "--json", str(report_path), "--write-clean", str(clean)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"data-checks: error: {path}:1234: not valid JSON (")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+    assert captured.out == ""
+    assert sorted(os.listdir(tmp_path)) == ["big.jsonl"]
+
+
+def test_streamed_pass_keeps_no_records(tmp_path: Path):
+    """Bounded memory: the streamed template gate holds a few bytes per record; reading the records holds them all."""
+    import tracemalloc
+
+    from data_checks.gates import stream_gates
+
+    path = _big_file(tmp_path / "big.jsonl", 10_000, {})
+    config = _gates("template")
+    tracemalloc.start()
+    try:
+        run = stream_gates(path, "auto", config)
+        _, streamed_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        data = read_records(path)
+        _, loaded_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert run.report["records"] == len(data) == 10_000 and run.report["checks"]["template"]["passed"]
+    assert list(run.lines[:3]) == [1, 2, 3] and run.lines.itemsize == 4  # an array('I'), not a list of ints
+    assert loaded_peak > 5_000_000  # the dicts: several hundred bytes a record
+    assert streamed_peak < 1_000_000, streamed_peak  # word counts and lines (8 bytes a record) and fixed costs
+
+
+def test_cli_write_clean_second_pass_matches_the_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from data_checks.cli import _redacted
+    from data_checks.dedup import DedupGateConfig, find_near_duplicates, keep_indices
+
+    records = _messy_alpaca()
+    path = _lines(tmp_path / "d.jsonl", [json.dumps(r) for r in records[:10]] + ["{bad"]
+                  + [json.dumps(r) for r in records[10:]])
+    clean = tmp_path / "out" / "clean.jsonl"
+    assert cli_main([str(path), "--skip-invalid", "--write-clean", str(clean), "--redact-pii"]) == 1
+    assert f"clean copy: {len(records) - 3} of {len(records)} records written" in capsys.readouterr().out
+    # the three near-duplicate copies (40-42) are left out: they were compared with the originals
+    written = [json.loads(line) for line in clean.read_text(encoding="utf-8").splitlines()]
+    texts = [record_text(r, "alpaca") for r in records]
+    keep = keep_indices(find_near_duplicates(texts, DedupGateConfig()), len(records))
+    assert written == [_redacted(records[i]) for i in keep]
+    assert len(written) == len(records) - 3 and written[-1] == records[43]
+    assert written[20]["input"] == "mail me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>"
+    assert os.listdir(clean.parent) == ["clean.jsonl"]
+
+
+def test_cli_write_clean_refuses_a_file_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]):
+    import data_checks.cli as cli
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": _words(i, 8)} for i in range(5)])
+    checked = cli.stream_gates
+
+    def check_then_append(*args: Any, **kwargs: Any) -> Any:
+        run = checked(*args, **kwargs)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"text": "late arrival"}) + "\n")
+        return run
+
+    monkeypatch.setattr(cli, "stream_gates", check_then_append)
+    assert cli_main([str(path), "--write-clean", str(tmp_path / "clean.jsonl")]) == 2
+    assert f"{path}: changed while being checked (5 records, now 6); nothing written" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["d.jsonl"]
