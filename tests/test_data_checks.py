@@ -880,3 +880,15 @@ def test_cli_write_clean_refuses_a_file_that_changed(tmp_path: Path, monkeypatch
     assert cli_main([str(path), "--write-clean", str(tmp_path / "clean.jsonl")]) == 2
     assert f"{path}: changed while being checked (5 records, now 6); nothing written" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["d.jsonl"]
+
+
+def test_csv_cell_over_the_field_limit_is_a_data_error(tmp_path: Path):
+    import csv
+
+    path = tmp_path / "d.csv"
+    limit = csv.field_size_limit()
+    path.write_text(f'text\nfine\n"{"a" * (limit + 1)}"\nlater\n', encoding="utf-8")
+    for read in (read_records, lambda p: list(iter_records(p))):
+        with pytest.raises(DataError) as err:
+            read(path)
+        assert (err.value.line, err.value.problem) == (3, f"not valid CSV (field larger than field limit ({limit}))")
