@@ -63,7 +63,7 @@ def load_model(cfg: Any, source: str) -> Any:
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
     if adaptation is Adaptation.qlora:
-        kwargs["quantization_config"] = nf4_config()
+        kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as exc:
@@ -79,13 +79,17 @@ def load_model(cfg: Any, source: str) -> Any:
     return model
 
 
-def nf4_config() -> Any:
-    """QLoRA's base: 4-bit NF4 weights with double quantisation, bf16 compute (bitsandbytes)."""
+def nf4_config(compute_dtype: Any = None) -> Any:
+    """QLoRA's base: 4-bit NF4 weights with double quantisation (bitsandbytes).
+
+    Compute runs in the training precision: bf16 on a GPU that has it (QLoRA's setting); on a CPU,
+    fp32, where bf16 matrix products are several times slower.
+    """
     import torch
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=torch.bfloat16)
+                              bnb_4bit_compute_dtype=compute_dtype or torch.bfloat16)
 
 
 def linear_layer_names(model: Any) -> list[str]:
