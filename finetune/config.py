@@ -143,7 +143,6 @@ class DpoConfig:
 
     beta: float = 0.1
     loss_type: str = "sigmoid"
-    max_prompt_fraction: float = 0.5  # share of data.max_length the prompt may take before it is truncated
 
 
 @dataclass
