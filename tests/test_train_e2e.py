@@ -180,7 +180,8 @@ def test_logger_writes_into_run_dir_without_secrets(tmp_path: Path, tiny_model_d
 
 def test_help_lists_groups_and_cfg_job_prints_config():
     help_text = run_cli(["--help"]).stdout
-    for line in ("recipe: full, lora", "logger: none, tensorboard, wandb", "checks: default, off", "data: sample"):
+    for line in ("recipe: dpo, full, full_zero3, grpo, lora, qlora", "logger: none, tensorboard, wandb",
+                 "checks: default, off", "data: preference_sample, prompt_sample, sample"):
         assert line in help_text
     assert "model: llama3_1_8b, mistral_7b, qwen2_5_7b, tiny" in help_text
     job = run_cli(["--cfg", "job", "recipe=full"])
