@@ -8,6 +8,7 @@ message without a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,20 @@ def _hydra_main(cfg: DictConfig) -> None:
         sys.exit(EXIT_GATES_FAILED)
 
 
+def _needs_run_dir(argv: list[str]) -> bool:
+    """Several processes (torchrun, accelerate launch) each resolve the timestamped default run directory
+    on their own clock, and may not agree: they must be told one."""
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return several and not any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in argv) \
+        and not any(a in ("--help", "-h", "--cfg", "-c", "--info") for a in argv)
+
+
 def main() -> None:
     """Console entry point. Hydra reports config errors with exit status 1; they are user errors: 2."""
+    if _needs_run_dir(sys.argv[1:]):
+        print("error: hydra.run.dir: a launch of several processes needs hydra.run.dir=DIR, so that every "
+              "process writes to the same run directory", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     register_schema()
     try:
         _hydra_main()

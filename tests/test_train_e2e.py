@@ -187,3 +187,11 @@ def test_help_lists_groups_and_cfg_job_prints_config():
     job = run_cli(["--cfg", "job", "recipe=full"])
     assert job.returncode == 0
     assert "name: full" in job.stdout and "learning_rate: 2.0e-05" in job.stdout
+
+
+def test_several_processes_must_share_a_named_run_dir(monkeypatch: pytest.MonkeyPatch):
+    """Each process would resolve the timestamped default on its own clock: a launch must name the dir."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = run_cli(["logger=none"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "hydra.run.dir: a launch of several processes needs hydra.run.dir=DIR" in result.stderr
