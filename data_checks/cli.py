@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from data_checks.errors import DataError
 from data_checks.formats import FORMATS
 from data_checks.gates import ANNOTATION_FORMAT, StreamedRun, stream_gates
 from data_checks.records import iter_records
-from data_checks.report import summary_table, write_json_atomic, write_text_atomic
+from data_checks.report import summary_table, write_json_atomic, write_jsonl_atomic
 
 
 class UsageError(Exception):
@@ -124,19 +123,19 @@ def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: bool, spl
     drop = dropped_indices(run.results["dedup"]) if "dedup" in run.results else set()
     kept = 0
 
-    def lines() -> Iterator[str]:
+    def rows() -> Iterator[Any]:
         nonlocal kept
         count = 0
         for index, (_, record) in enumerate(iter_records(source, split, skip_invalid)):
             count += 1
             if index not in drop:
                 kept += 1
-                yield json.dumps(_redacted(record) if redact_pii else record, ensure_ascii=False) + "\n"
+                yield _redacted(record) if redact_pii else record
         if count != len(run):
             raise DataError(run.path, None, f"changed while being checked ({len(run)} records, now {count}); "
                                             "nothing written")
 
-    write_text_atomic(out, lines())
+    write_jsonl_atomic(out, rows())
     return kept
 
 

@@ -33,6 +33,11 @@ def write_text_atomic(path: str | os.PathLike[str], chunks: Iterable[str]) -> Pa
     return target
 
 
+def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[Any]) -> Path:
+    """`rows` as JSON Lines (UTF-8, one object a line), written atomically; `rows` may be a generator."""
+    return write_text_atomic(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
     """`value` as indented JSON, written atomically."""
     return write_text_atomic(path, [json.dumps(value, indent=2, ensure_ascii=False), "\n"])

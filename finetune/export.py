@@ -187,11 +187,11 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
     return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": command}
 
 
-def _load_base(base: str) -> tuple[Any, Any]:
+def _base_config(base: str) -> Any:
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(base), base
+        return AutoConfig.from_pretrained(base)
     except OSError as exc:
         raise ExportError(f"cannot load the base model {base!r}: {exc}") from None
 
@@ -213,7 +213,7 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
     base = base or adapter_config.get("base_model_name_or_path")
     if not base:
         raise ExportError(f"{adapter_dir}: the adapter does not name its base model; pass --base")
-    config, base = _load_base(base)
+    config = _base_config(base)
     info_path = adapter_dir / EXPORT_INFO
     if info_path.is_file():
         trained_on = json.loads(info_path.read_text())["base_config"]

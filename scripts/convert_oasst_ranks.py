@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_checks.errors import DataError  # noqa: E402
-from data_checks.report import write_text_atomic  # noqa: E402
+from data_checks.report import write_jsonl_atomic  # noqa: E402
 
 ROLES = {"prompter": "user", "assistant": "assistant"}
 
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         trees = load(args.input)
         counts = Counts()
         rows = convert(trees, args.min_rank_gap, args.skip_synthetic, counts)
-        write_text_atomic(args.output, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        write_jsonl_atomic(args.output, rows)
     except DataError as exc:
         print(exc, file=sys.stderr)
         return 2

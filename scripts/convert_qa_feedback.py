@@ -50,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_checks.errors import DataError  # noqa: E402
-from data_checks.report import write_text_atomic  # noqa: E402
+from data_checks.report import write_jsonl_atomic  # noqa: E402
 
 PAIRS = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))  # the order of the six `preference` judgments
 PREDICTIONS = tuple(f"prediction {i}" for i in range(1, 5))
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         records = load(args.input)
         counts = Counts()
         rows = convert(records, args.conversational, counts)
-        write_text_atomic(args.output, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        write_jsonl_atomic(args.output, rows)
     except DataError as exc:
         print(exc, file=sys.stderr)
         return 2

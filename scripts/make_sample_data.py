@@ -12,10 +12,13 @@ Run: python scripts/make_sample_data.py  (rewrites the file; the output is deter
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from data_checks.report import write_jsonl_atomic  # noqa: E402
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "finetune" / "sample_data"
 N_EXAMPLES = 800
@@ -89,20 +92,23 @@ def _wrong(answer: str, rng: random.Random) -> str:
     return f"{head} {rng.choice(choices)}."
 
 
+def _distinct_questions(n: int, rng: random.Random) -> Iterator[tuple[str, str]]:
+    """`n` (question, answer) pairs with no question twice."""
+    seen: set[str] = set()
+    while len(seen) < n:
+        question, answer = rng.choice(TASKS)(rng)
+        if question not in seen:
+            seen.add(question)
+            yield question, answer
+
+
 def make_preferences(n: int, seed: int = 1) -> list[dict]:
     """Conversational preference pairs: the right answer is chosen, the same answer with a wrong last word rejected."""
     rng = random.Random(seed)
-    rows: list[dict] = []
-    seen: set[str] = set()
-    while len(rows) < n:
-        question, answer = rng.choice(TASKS)(rng)
-        if question in seen:
-            continue
-        seen.add(question)
-        rows.append({"prompt": [{"role": "user", "content": question}],
-                     "chosen": [{"role": "assistant", "content": answer}],
-                     "rejected": [{"role": "assistant", "content": _wrong(answer, rng)}]})
-    return rows
+    return [{"prompt": [{"role": "user", "content": question}],
+             "chosen": [{"role": "assistant", "content": answer}],
+             "rejected": [{"role": "assistant", "content": _wrong(answer, rng)}]}
+            for question, answer in _distinct_questions(n, rng)]
 
 
 # The word a good answer repeats from each kind of question: the GRPO demo rewards it (conf/reward/keyword.yaml).
@@ -117,26 +123,12 @@ def _topic_word(question: str) -> str:
 def make_prompts(n: int, seed: int = 2) -> list[dict]:
     """Prompt-only rows for GRPO: the question, the reference answer, and the topic word the answer repeats."""
     rng = random.Random(seed)
-    rows: list[dict] = []
-    seen: set[str] = set()
-    while len(rows) < n:
-        question, answer = rng.choice(TASKS)(rng)
-        if question in seen:
-            continue
-        seen.add(question)
-        rows.append({"prompt": [{"role": "user", "content": question}], "answer": answer,
-                     "target": _topic_word(question)})
-    return rows
+    return [{"prompt": [{"role": "user", "content": question}], "answer": answer, "target": _topic_word(question)}
+            for question, answer in _distinct_questions(n, rng)]
 
 
 def _write(name: str, rows: list[dict]) -> None:
-    out = SAMPLE_DIR / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
+    out = write_jsonl_atomic(SAMPLE_DIR / name, rows)
     print(f"wrote {len(rows)} rows to {out}")
 
 
