@@ -2,7 +2,8 @@
 
 Exit status: 0 trained (completed or stopped early), 1 a data gate failed or the run
 crashed, 2 a user error (bad config, unknown option, malformed data), printed as one
-message without a traceback.
+message without a traceback, 3 preempted (SIGUSR1/SIGTERM): a checkpoint was saved and
+the same command resumes from it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from omegaconf import DictConfig
 
 from finetune.config import register_schema
 from finetune.errors import USER_ERRORS
+from finetune.preemption import EXIT_PREEMPTED
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 EXIT_GATES_FAILED = 1
@@ -29,8 +31,11 @@ _task_started = False
 
 def _print_summary(summary: dict[str, Any]) -> None:
     lines = [f"status: {summary['status']}", f"run_dir: {summary['run_dir']}"]
+    if summary["status"] == "preempted":
+        lines.append(f"checkpoint: {summary['checkpoint']} (step {summary['preempted_at_step']}); the same command "
+                     f"resumes from it")
     metrics = summary.get("metrics")
-    if metrics:
+    if metrics and metrics["eval_metric_best"] is not None:
         name = metrics["eval_metric"].removeprefix("eval_").replace("_", " ")
         speed = metrics["train_tokens_per_second"]
         lines.append(f"eval {name}: {metrics['eval_metric_initial']:.4f} initial -> {metrics['eval_metric_best']:.4f} "
@@ -66,10 +71,14 @@ def _hydra_main(cfg: DictConfig) -> None:
         write_json_atomic(run_dir / "summary.json", {"status": "failed", "recipe": cfg.recipe.name,
                                                      "model": cfg.model.name, "run_dir": str(run_dir)})
         sys.exit(1)
-    if summary.get("export") is not None or summary["status"] == "failed_gates":  # the main process's summary
+    from finetune.run import is_main_process
+
+    if is_main_process():
         _print_summary(summary)
     if summary["status"] == "failed_gates":
         sys.exit(EXIT_GATES_FAILED)
+    if summary["status"] == "preempted":
+        sys.exit(EXIT_PREEMPTED)
 
 
 def _needs_run_dir(argv: list[str]) -> bool:

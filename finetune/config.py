@@ -173,6 +173,28 @@ class ExportConfig:
 
 
 @dataclass
+class SlurmConfig:
+    """How `scripts/submit.py` renders slurm/train.sbatch (train.py itself does not read it)."""
+
+    nodes: int = 1
+    gpus_per_node: int = 8  # 0: CPU processes talking over gloo
+    processes_per_node: Optional[int] = None  # default: one per GPU (1 when gpus_per_node is 0)
+    cpus_per_task: int = 64  # CPUs for everything on a node: one task per node runs all its processes
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    time: Optional[str] = None  # the job's time limit, e.g. "24:00:00"; SIGUSR1 comes signal_seconds before it
+    mem: Optional[str] = None  # per node, e.g. "0" (all of it) or "500G"
+    exclusive: bool = False
+    job_name: Optional[str] = None  # default: finetune-<recipe>
+    signal_seconds: int = 120  # --signal=B:USR1@<this>: time to checkpoint before the limit
+    directives: list[str] = field(default_factory=list)  # more #SBATCH options, e.g. ["--constraint=h100"]
+    setup: list[str] = field(default_factory=list)  # shell lines run first: module load, source venv/bin/activate
+    env: dict[str, str] = field(default_factory=dict)  # exported in the job: NCCL_SOCKET_IFNAME, NCCL_DEBUG, ...
+    python: Optional[str] = None  # the interpreter on the nodes; default: the one running submit.py
+
+
+@dataclass
 class TrainConfig:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -184,7 +206,9 @@ class TrainConfig:
     dpo: DpoConfig = field(default_factory=DpoConfig)
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     seed: int = 42
+    resume: str = "auto"  # auto: from the run directory's latest complete checkpoint; never; or a checkpoint path
 
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
@@ -247,6 +271,9 @@ def validate(cfg: Any) -> None:
                           f"must be between 0.1 and 0.5 when no data.eval_path is given, got {d.eval_fraction}")
     if d.max_examples is not None and d.max_examples < 10:
         raise ConfigError("data.max_examples", f"must be at least 10, got {d.max_examples}")
+    if t.save_total_limit < 2:
+        raise ConfigError("training.save_total_limit", f"must be at least 2 (the best checkpoint and the latest, "
+                          f"to resume from), got {t.save_total_limit}")
     if cfg.lora.rank is not None and cfg.lora.rank < 1:
         raise ConfigError("lora.rank", f"must be at least 1, got {cfg.lora.rank}")
     if cfg.lora.alpha is not None and cfg.lora.alpha <= 0:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_checks import run_gates, summary_table, write_json_atomic
+from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
 from finetune.config import EVAL_METRIC, Adaptation, Objective, checks_config, validate
 from finetune.data import load_splits, preference_rows, prompt_rows, tokenize_split
 from finetune.export import export_adapter, export_full_model, merge_adapter
@@ -91,6 +92,20 @@ def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str
     return report
 
 
+FINISHED = ("completed", "stopped_early")
+
+
+def _finished_before(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a run that already finished in this directory, if one did."""
+    import json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") in FINISHED and summary.get("export") else None
+
+
 @dataclass
 class RunResult:
     """The summary (as written to summary.json) and, when training ran, the trained model in memory."""
@@ -105,6 +120,11 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     """Train and export as `cfg` says; the summary is also written to run_dir/summary.json."""
     started = time.perf_counter()
     validate(cfg)
+    finished = _finished_before(run_dir) if cfg.resume == RESUME_AUTO else None
+    if finished is not None:
+        log.info("%s already holds a finished run (status %s); nothing to resume. Train again with a new "
+                 "hydra.run.dir, or here with resume=never.", run_dir, finished["status"])
+        return RunResult(finished)
     splits = load_splits(cfg)
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
@@ -125,7 +145,10 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, tokenizer, objective)
 
     # TRL and the trainer are imported only once the config and the data are known to be good.
-    from finetune.callbacks import peak_memory_mb, stopped_early
+    from transformers import EarlyStoppingCallback
+
+    from finetune.callbacks import RunMetricsCallback, find_callback, peak_memory_mb, stopped_early
+    from finetune.preemption import PreemptionCallback
     from finetune.trainer import build_trainer
 
     configure_logger(cfg, run_dir)
@@ -134,15 +157,25 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
         from finetune.rewards import load_rewards
 
         rewards = load_rewards(list(cfg.grpo.rewards))
+    checkpoint = resume_checkpoint(cfg.resume, run_dir, is_main_process())
+    summary["resumed_from"] = str(checkpoint) if checkpoint else None
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # LoRA's initial weights come from the global RNG: the same in every run of this config
     model = load_model(cfg, source)
-    trainer, callbacks = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, rewards)
-    trainer.train()
+    trainer = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, rewards,
+                            resuming=checkpoint is not None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     history = trainer.state.log_history
-    summary["status"] = "stopped_early" if stopped_early(callbacks["early_stopping"]) else "completed"
-    summary["metrics"] = _metrics(objective, trainer.state, callbacks["metrics"].train_seconds, peak_memory_mb())
-
+    preemption = find_callback(trainer, PreemptionCallback)
+    train_seconds = find_callback(trainer, RunMetricsCallback).train_seconds
+    summary["metrics"] = _metrics(objective, trainer.state, train_seconds, peak_memory_mb())
     summary["metrics"]["wall_seconds"] = time.perf_counter() - started
+    if preemption.preempted:
+        return _preempted(summary, trainer, preemption, run_dir)
+    summary["status"] = "stopped_early" if stopped_early(find_callback(trainer, EarlyStoppingCallback)) \
+        else "completed"
     weights_in = None
     if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
         # Every process takes part: under ZeRO-3 save_model gathers the shards, then the main one writes.
@@ -154,6 +187,23 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(summary, trainer.model, tokenizer, history)
+
+
+def _preempted(summary: dict[str, Any], trainer: Any, preemption: Any, run_dir: Path) -> RunResult:
+    """A signal stopped training at a step boundary, after a checkpoint: say so, and where to resume from."""
+    import signal
+
+    from finetune.checkpoints import checkpoints_dir
+
+    step = preemption.preempted_at_step
+    summary.update(status="preempted", preempted_at_step=step,
+                   signal=signal.Signals(preemption.received).name if preemption.received else None,
+                   checkpoint=str(checkpoints_dir(run_dir) / f"checkpoint-{step}"))
+    if trainer.is_world_process_zero():
+        write_json_atomic(run_dir / "summary.json", summary)
+        log.warning("preempted at step %d: checkpoint %s; run the same command again (same hydra.run.dir) to "
+                    "resume", step, summary["checkpoint"])
+    return RunResult(summary, trainer.model, None, trainer.state.log_history)
 
 
 def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],

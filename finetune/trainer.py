@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.callbacks import RunMetricsCallback, early_stopping_callback
+from finetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
 from finetune.config import EVAL_METRIC, LoggerKind, Objective, Precision, batch_layout
 from finetune.modeling import torch_dtype
 
@@ -59,8 +60,12 @@ def deepspeed_config(cfg: Any) -> str | None:
     return str(path)
 
 
-def common_args(cfg: Any, run_dir: Path, train_examples: int) -> dict[str, Any]:
-    """TrainingArguments shared by every objective: each value comes from one config key."""
+def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
+    """TrainingArguments shared by every objective: each value comes from one config key.
+
+    A resumed run skips the evaluation at its start: the checkpoint's run already did it, and
+    repeating it would count against early stopping's patience.
+    """
     import torch
 
     t = cfg.training
@@ -70,7 +75,7 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int) -> dict[str, Any]:
     log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
              accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
     args = {
-        "output_dir": str(run_dir / "checkpoints"),
+        "output_dir": str(checkpoints_dir(run_dir)),
         "seed": cfg.seed,
         "learning_rate": t.learning_rate,
         "num_train_epochs": t.epochs,
@@ -87,10 +92,11 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int) -> dict[str, Any]:
         "fp16": Precision(t.precision) is Precision.fp16,
         "eval_strategy": "steps",
         "eval_steps": t.eval_every_steps,
-        "eval_on_start": True,
+        "eval_on_start": not resuming,
         "save_strategy": "steps",
         "save_steps": t.eval_every_steps,
         "save_total_limit": t.save_total_limit,
+        "restore_callback_states_from_checkpoint": True,  # early stopping's patience survives a resume
         "load_best_model_at_end": True,
         "metric_for_best_model": metric,
         "greater_is_better": greater_is_better,
@@ -127,29 +133,31 @@ def objective_args(cfg: Any) -> dict[str, Any]:
 
 
 def trl_classes(objective: Objective) -> tuple[Any, Any]:
+    """The objective's TRL config class, and its trainer class with atomic checkpoints mixed in."""
     import trl
 
-    return {Objective.sft: (trl.SFTConfig, trl.SFTTrainer), Objective.dpo: (trl.DPOConfig, trl.DPOTrainer),
-            Objective.grpo: (trl.GRPOConfig, trl.GRPOTrainer)}[objective]
+    config_cls, trainer_cls = {Objective.sft: (trl.SFTConfig, trl.SFTTrainer),
+                               Objective.dpo: (trl.DPOConfig, trl.DPOTrainer),
+                               Objective.grpo: (trl.GRPOConfig, trl.GRPOTrainer)}[objective]
+    return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
 
 
 def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
-                  run_dir: Path, reward_funcs: list[Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """The trainer plus the callbacks the run reads its metrics from."""
+                  run_dir: Path, reward_funcs: list[Any] | None = None, resuming: bool = False) -> Any:
+    """The trainer, with the callbacks the run reads its metrics and preemption from."""
     from datasets import Dataset
+
+    from finetune.preemption import PreemptionCallback
 
     objective = Objective(cfg.recipe.objective)
     if cfg.recipe.deepspeed:
         ensure_distributed_env()
     config_cls, trainer_cls = trl_classes(objective)
-    args = config_cls(**common_args(cfg, run_dir, len(train_rows)), **objective_args(cfg))
-    callbacks = {
-        "early_stopping": early_stopping_callback(cfg.training.early_stopping_patience,
-                                                  cfg.training.early_stopping_threshold),
-        "metrics": RunMetricsCallback(),
-    }
+    args = config_cls(**common_args(cfg, run_dir, len(train_rows), resuming), **objective_args(cfg))
+    callbacks = [early_stopping_callback(cfg.training.early_stopping_patience, cfg.training.early_stopping_threshold),
+                 RunMetricsCallback(), PreemptionCallback()]
     extra = {"reward_funcs": reward_funcs} if objective is Objective.grpo else {}
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                           eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
-                          callbacks=list(callbacks.values()), **extra)
-    return trainer, callbacks
+                          callbacks=callbacks, **extra)
+    return trainer
