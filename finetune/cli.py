@@ -20,11 +20,11 @@ from omegaconf import DictConfig
 
 from finetune.config import register_schema
 from finetune.errors import USER_ERRORS
-from finetune.preemption import EXIT_PREEMPTED
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 EXIT_GATES_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_PREEMPTED = 3  # checkpointed and stopped on SIGUSR1/SIGTERM; the same command resumes
 log = logging.getLogger("finetune")
 _task_started = False
 

@@ -5,7 +5,8 @@ container stopping).
 The signal handler only records the signal. At the next optimizer-step boundary every process
 agrees to stop (one all-reduce of a flag, so all ranks stop at the same step even if the signal
 reached only some of them), the trainer saves a complete checkpoint and the training loop ends. The
-run then writes `status: "preempted"` into summary.json and exits with EXIT_PREEMPTED; run again
+run then writes `status: "preempted"` into summary.json and train.py exits with status 3
+(finetune.cli.EXIT_PREEMPTED); run again
 with the same run directory and it resumes from that checkpoint.
 """
 
@@ -18,7 +19,6 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-EXIT_PREEMPTED = 3  # train.py's exit status for "checkpointed and stopped; run again to resume"
 SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 
