@@ -207,3 +207,24 @@ def test_without_sbatch_the_error_says_where_to_submit_from(tmp_path: Path):
     result = subprocess.run([*SUBMIT, "slurm=local", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
                             text=True, env={**os.environ, "PATH": str(tmp_path)}, timeout=120)
     assert result.returncode == 2 and "sbatch not found" in result.stderr, result.stderr
+
+
+@needs_slurm
+def test_hydra_submitit_launcher_sweep_runs_each_job_on_slurm(tmp_path: Path, tiny_model_dir: Path):
+    """The documented alternative for sweeps: Hydra's multirun, one SLURM job per point (one process each)."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install hydra-submitit-launcher")
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "hydra/launcher=submitit_slurm",
+                             "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
+                             "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={tmp_path}", "logger=none",
+                             "training.max_steps=6", "training.eval_every_steps=3",
+                             "training.learning_rate=1e-4,1e-3"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rates = set()
+    for job in ("0", "1"):
+        summary = json.loads((tmp_path / job / "summary.json").read_text())
+        assert summary["status"] == "completed" and (tmp_path / job / "adapter" / "adapter_config.json").is_file()
+        config = (tmp_path / job / ".hydra" / "config.yaml").read_text()
+        rates.add(next(line.strip() for line in config.splitlines() if "learning_rate" in line))
+    assert rates == {"learning_rate: 0.0001", "learning_rate: 0.001"}
+    assert len(list((tmp_path / ".submitit").iterdir())) >= 2  # the jobs went through submitit's SLURM executor
