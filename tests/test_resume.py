@@ -216,3 +216,28 @@ def test_checkpoint_completeness_rules(tmp_path: Path):
     assert incomplete_reason(again) is None and latest_complete(tmp_path) == tmp_path / "checkpoints" / "checkpoint-10"
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-10", "checkpoint-20",
                                                                            "checkpoint-5"]
+
+
+def test_deepspeed_zero3_full_fine_tune_resumes_to_the_same_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  tiny_model_dir: Path):
+    """The DeepSpeed checkpoint (sharded optimizer state in global_stepN/) goes through the same atomic save."""
+    from safetensors.torch import load_file
+
+    from finetune.run import run
+
+    overrides = ["recipe=full_zero3", "logger=none", "training.max_steps=20", "training.eval_every_steps=10"]
+    baseline, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    run(compose(overrides), baseline)
+    with monkeypatch.context() as patch:
+        SignalAtStep(6, signal.SIGUSR1).install(patch)
+        summary = run(compose(overrides), interrupted).summary
+    assert summary["status"] == "preempted" and summary["preempted_at_step"] == 7
+    checkpoint = Path(summary["checkpoint"])
+    assert (checkpoint / "global_step7").is_dir() and (checkpoint / "latest").read_text().strip() == "global_step7"
+    resumed = run(compose(overrides), interrupted).summary
+    assert resumed["status"] == "completed" and resumed["resumed_from"] == str(checkpoint)
+    want, got = (json.loads((d / "summary.json").read_text())["metrics"]["eval_history"] for d in (baseline,
+                                                                                                   interrupted))
+    assert [e["eval_loss"] for e in got] == pytest.approx([e["eval_loss"] for e in want], abs=1e-6)
+    weights, reference = (load_file(d / "model" / "model.safetensors") for d in (interrupted, baseline))
+    assert max((weights[k].float() - reference[k].float()).abs().max().item() for k in reference) < 1e-6
