@@ -218,7 +218,7 @@ def test_hydra_submitit_launcher_sweep_runs_each_job_on_slurm(tmp_path: Path, ti
                              "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={tmp_path}", "logger=none",
                              "training.max_steps=6", "training.eval_every_steps=3",
                              "training.learning_rate=1e-4,1e-3"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+                            timeout=300)  # without accounting (sacct), submitit cannot see a failed job end
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rates = set()
     for job in ("0", "1"):
