@@ -37,13 +37,24 @@ def ensure_distributed_env() -> None:
     """
     if "WORLD_SIZE" in os.environ:
         return
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(free_port()))
+
+
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+        return s.getsockname()[1]
+
+
+def own_port_for_a_world_of_one() -> None:
+    """A launcher may describe a world of one process (submitit does, with LOCAL_RANK set, which makes
+    accelerate start a process group) on a port shared by every job of a sweep: two jobs on one node then
+    fail with EADDRINUSE. One process has no peer to agree with, so it takes a free port of its own."""
+    if world_size() == 1 and "MASTER_PORT" in os.environ:
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
 
 
 def deepspeed_config(cfg: Any) -> str | None:
@@ -154,6 +165,7 @@ def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], 
     objective = Objective(cfg.recipe.objective)
     if cfg.recipe.deepspeed:
         ensure_distributed_env()
+    own_port_for_a_world_of_one()
     config_cls, trainer_cls = trl_classes(objective)
     args = config_cls(**common_args(cfg, run_dir, len(train_rows), resuming), **objective_args(cfg))
     callbacks = [early_stopping_callback(cfg.training.early_stopping_patience, cfg.training.early_stopping_threshold),
