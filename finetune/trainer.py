@@ -123,9 +123,7 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
     if not torch.cuda.is_available():
         # CPU processes (tests, CPU clusters): accelerate's multi-CPU path over gloo; NCCL is the GPU default.
         args["use_cpu"] = True
-        # A world of one needs no process group, except for DeepSpeed; a launcher that exports WORLD_SIZE=1
-        # (submitit does, with a port per job) would otherwise have two jobs on one node bind one port.
-        if world_size() > 1 or cfg.recipe.deepspeed:
+        if "WORLD_SIZE" in os.environ:
             args["ddp_backend"] = "gloo"
     return args
 

@@ -210,7 +210,7 @@ def test_checkpoint_completeness_rules(tmp_path: Path):
     (first / "model.safetensors").write_bytes(b"x" * 99)
     assert incomplete_reason(first) == "model.safetensors has 99 bytes, 100 were written"
     assert latest_complete(tmp_path) is None
-    (tmp_path / "checkpoints" / "checkpoint-20").mkdir()  # a save killed before the rename would not be here,
+    (tmp_path / "checkpoints" / "checkpoint-20").mkdir()  # e.g. copied in by hand, without its manifest
     assert incomplete_reason(tmp_path / "checkpoints" / "checkpoint-20").startswith("no checkpoint_manifest.json")
     again = checkpoint(10)  # saving a step again replaces the old directory whole
     assert incomplete_reason(again) is None and latest_complete(tmp_path) == tmp_path / "checkpoints" / "checkpoint-10"
