@@ -177,7 +177,9 @@ def test_dry_run_renders_the_template_from_the_slurm_group(tmp_path: Path):
                  "#SBATCH --partition=gpu", "#SBATCH --time=12:00:00", "#SBATCH --constraint=h100",
                  "export NCCL_DEBUG=WARN", "export PROCESSES_PER_NODE=8",
                  "export DS_ACCELERATOR=${DS_ACCELERATOR:-cuda}",
-                 'scontrol show hostnames "$SLURM_JOB_NODELIST"', 'scontrol requeue "$SLURM_JOB_ID"'):
+                 'scontrol show hostnames "$SLURM_JOB_NODELIST"', 'scontrol requeue "$SLURM_JOB_ID"',
+                 '--machine_rank "$SLURM_NODEID"',
+                 "export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"):
         assert line in script, line
     # train.py gets the overrides, not the slurm ones, and the run directory (quoted: it has a space).
     assert f"recipe=full_zero3 training.learning_rate=1e-5 'hydra.run.dir={tmp_path / 'z3 run'}'" in script
