@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from data_checks.reasoning import reasoning_field_problem
+
 FORMATS = ("chat", "alpaca", "prompt_completion", "preference", "prompt", "text", "classification")
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -72,6 +74,9 @@ def _message_list_problem(messages: Any, field: str) -> str | None:
             return f"{field}[{i}].content is {type(content).__name__}, expected a string"
         if not content.strip():
             return f"{field}[{i}] ({message['role']}) has empty content"
+        problem = reasoning_field_problem(message, f"{field}[{i}]")
+        if problem is not None:
+            return problem
     return None
 
 
@@ -168,6 +173,41 @@ def alpaca_to_messages(record: dict[str, Any]) -> list[dict[str, str]]:
     if extra:
         prompt = f"{prompt}\n\n{extra}"
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": record["output"].strip()}]
+
+
+def as_messages(value: str | list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    """A message list as it is, or a string as one message of `role`."""
+    return value if isinstance(value, list) else [{"role": role, "content": value}]
+
+
+def record_conversations(record: dict[str, Any], fmt: str) -> list[list[dict[str, Any]]]:
+    """The conversations a record is rendered as by the chat template: the one mapping from a record to
+    a conversation, used by the template gate, training and evaluation alike.
+
+    chat: its messages; alpaca: user instruction(+input), assistant output; prompt_completion with a
+    message list on either side: prompt (a string becomes a user turn) + completion (a string becomes an
+    assistant turn); preference with message lists: prompt + chosen and prompt + rejected; prompt-only
+    with a message list: the prompt (rendered with a generation prompt). Plain-text records: none.
+    """
+    if fmt == "chat":
+        return [record["messages"]]
+    if fmt == "alpaca":
+        return [alpaca_to_messages(record)]
+    prompt = record.get("prompt")
+    if fmt == "prompt_completion":
+        completion = record["completion"]
+        if isinstance(prompt, list) or isinstance(completion, list):
+            return [as_messages(prompt, "user") + as_messages(completion, "assistant")]
+        return []
+    if fmt == "preference":
+        answers = [record[k] for k in ("chosen", "rejected")]
+        if not (isinstance(prompt, list) or any(isinstance(a, list) for a in answers)):
+            return []
+        head = as_messages(prompt, "user") if prompt is not None else []
+        return [head + as_messages(a, "assistant") for a in answers]
+    if fmt == "prompt":
+        return [prompt] if isinstance(prompt, list) else []
+    return []
 
 
 def resolve_format(records: list[dict[str, Any]], requested: str, source: str, first_line: int = 1) -> str:

@@ -1,20 +1,50 @@
 """The format/template gate: every record has the detected format's shape and a sane turn order.
 
-With a tokenizer, every conversation is also rendered through the tokenizer's own chat template
-(the single source of truth): a template that rejects a conversation, a generation prompt that is
-not a prefix of the full rendering, or a rendering with no answer token is a violation, and the
-share of examples longer than `max_length` tokens is reported.
+With a tokenizer, every conversation is also encoded through the tokenizer's own chat template
+(the single source of truth) exactly as training encodes it (`ChatTemplate.encode`): a template
+that rejects a conversation (its own `raise_exception`, e.g. "System role not supported"), one whose
+answers cannot be located, or an encoding with no answer token is a violation. What the template
+does to the data is counted in `template_notes` (reasoning it deletes, text it injects into
+answers, history it renders differently, a stop token it does not write), and the share of
+examples longer than `max_length` tokens is reported.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from data_checks.chat_template import TemplateError, answer_spans, answer_token_mask
-from data_checks.formats import alpaca_to_messages, consistency_problem, record_problem
+from data_checks.chat_template import ChatTemplate, TemplateError
+from data_checks.formats import consistency_problem, record_conversations, record_problem
 from data_checks.progress import progress
 from data_checks.records import LoadedData
+
+# What each note in `template_notes` means, for the report and the model card.
+NOTE_TEXT = {
+    "reasoning_reinserted": "the template deletes reasoning from assistant turns; it is trained where the model "
+                            "writes it, as <think>...</think> before the answer",
+    "reasoning_dropped_from_history": "the template drops reasoning from earlier turns; each such turn is "
+                                      "trained as its own example, with its reasoning, in the context the "
+                                      "model sees at inference",
+    "history_rewritten": "the template renders earlier turns differently from how they were generated (system "
+                         "prompt folded into the last user turn, a different end marker, ...); each such turn "
+                         "is trained as its own example",
+    "history_tokenised_differently": "earlier turns tokenise differently inside the history; each turn is "
+                                     "trained as its own example",
+    "empty_reasoning_trained": "the template puts an empty reasoning block (<think></think>) before answers "
+                               "without reasoning, and it is trained: the model learns to skip thinking "
+                               "(set data.chat_template_kwargs.enable_thinking=false to keep it in the prompt)",
+    "eos_appended": "the template writes no stop token after an answer; EOS is appended and trained",
+    "generation_markers": "the template's {% generation %} markers give the answer mask",
+}
+
+
+def as_chat_template(tokenizer: Any, template_kwargs: dict[str, Any] | None = None) -> ChatTemplate | None:
+    """A ChatTemplate for `tokenizer` (passed through when it already is one; None stays None)."""
+    if tokenizer is None or isinstance(tokenizer, ChatTemplate):
+        return tokenizer
+    return ChatTemplate(tokenizer, template_kwargs)
 
 
 @dataclass
@@ -28,59 +58,51 @@ class TemplateResult:
     truncated: int | None = None
     truncation_rate: float | None = None
     max_length: int | None = None
+    template_notes: dict[str, int] = field(default_factory=dict)  # note -> records it applies to
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "format": self.format, "checked": self.checked,
                 "violation_rate": self.violation_rate, "max_violation_rate": self.max_violation_rate,
                 "violations": self.violations, "truncated": self.truncated,
-                "truncation_rate": self.truncation_rate, "max_length": self.max_length}
+                "truncation_rate": self.truncation_rate, "max_length": self.max_length,
+                "template_notes": {k: {"records": v, "meaning": NOTE_TEXT.get(k, k)}
+                                   for k, v in sorted(self.template_notes.items())}}
 
 
-def _conversations(record: dict[str, Any], fmt: str) -> list[list[dict[str, Any]]]:
-    """The chat-template conversations a record turns into (none for plain-text formats)."""
-    if fmt == "chat":
-        return [record["messages"]]
-    if fmt == "alpaca":
-        return [alpaca_to_messages(record)]
-    prompt = record.get("prompt")
-    if not isinstance(prompt, list):
-        return []
-    answers = [record.get(k) for k in ("completion", "chosen", "rejected")]
-    return [prompt + a for a in answers if isinstance(a, list)] or [prompt]
-
-
-def _rendering_problem(tokenizer: Any, record: dict[str, Any], fmt: str,
-                       max_length: int | None) -> tuple[str | None, bool]:
-    """(problem, truncated) for one record rendered through the tokenizer's chat template."""
+def _rendering_problem(chat: ChatTemplate, record: dict[str, Any], fmt: str, max_length: int | None,
+                       notes: Counter) -> tuple[str | None, bool]:
+    """(problem, truncated) for one record encoded through the chat template as training encodes it."""
     truncated = False
-    for conversation in _conversations(record, fmt):
+    conversations = record_conversations(record, fmt)
+    record_notes: set[str] = set()
+    for conversation in conversations:
         try:
             if conversation[-1]["role"] != "assistant":  # prompt-only: it must render with a generation prompt
-                text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-                spans = None
+                lengths = [len(chat.tokenizer(chat.prompt_text(conversation), add_special_tokens=False)["input_ids"])]
             else:
-                text, spans = answer_spans(tokenizer, conversation)
+                encoding = chat.encode(conversation)
+                record_notes |= encoding.notes
+                if not any(any(e.mask) for e in encoding.examples):
+                    return "the encoded conversation has no assistant token to train on", truncated
+                lengths = [len(e.input_ids) for e in encoding.examples]
         except TemplateError as exc:
             return f"chat template: {exc}", truncated
-        except Exception as exc:  # the template's own error message is what the user needs
-            return f"the tokenizer's chat template rejects this conversation: {exc}", truncated
-        ids, mask = answer_token_mask(tokenizer, text, spans or [])
-        if spans is not None and not any(mask):
-            return "the rendered conversation has no assistant token to train on", truncated
-        truncated = truncated or (max_length is not None and len(ids) > max_length)
-    if not _conversations(record, fmt) and max_length is not None:
+        truncated = truncated or (max_length is not None and max(lengths) > max_length)
+    notes.update(record_notes)
+    if not conversations and max_length is not None:
         text = " ".join(str(record.get(k, "")) for k in ("prompt", "completion", "chosen", "text"))
-        truncated = len(tokenizer(text, add_special_tokens=False)["input_ids"]) > max_length
+        truncated = len(chat.tokenizer(text, add_special_tokens=False)["input_ids"]) > max_length
     return None, truncated
 
 
 def template_problem(record: dict[str, Any], fmt: str, tokenizer: Any = None,
-                     max_length: int | None = None) -> tuple[str | None, bool]:
-    """(problem, truncated) for one record: its shape as `fmt`, its consistency and, with a tokenizer,
-    its rendering through the chat template (`truncated`: longer than `max_length` tokens)."""
+                     max_length: int | None = None, notes: Counter | None = None) -> tuple[str | None, bool]:
+    """(problem, truncated) for one record: its shape as `fmt`, its consistency and, with a tokenizer (or a
+    ChatTemplate), its encoding through the chat template (`truncated`: longer than `max_length` tokens)."""
     problem = record_problem(record, fmt) or consistency_problem(record, fmt)
     if problem is None and tokenizer is not None:
-        return _rendering_problem(tokenizer, record, fmt, max_length)
+        return _rendering_problem(as_chat_template(tokenizer), record, fmt, max_length,
+                                  notes if notes is not None else Counter())
     return problem, False
 
 
@@ -90,13 +112,14 @@ class TemplateCheck:
 
     def __init__(self, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
                  max_length: int | None = None, max_listed: int = 100) -> None:
-        self.fmt, self.tokenizer, self.max_length = fmt, tokenizer, max_length
+        self.fmt, self.tokenizer, self.max_length = fmt, as_chat_template(tokenizer), max_length
+        self.notes: Counter = Counter()
         self.max_violation_rate, self.max_listed = max_violation_rate, max_listed
         self.checked = self.count = self.truncated = 0
         self.violations: list[dict[str, Any]] = []
 
     def add(self, record: dict[str, Any], line: int) -> None:
-        problem, truncated = template_problem(record, self.fmt, self.tokenizer, self.max_length)
+        problem, truncated = template_problem(record, self.fmt, self.tokenizer, self.max_length, self.notes)
         self.truncated += truncated
         if problem is not None:
             self.count += 1
@@ -110,7 +133,8 @@ class TemplateCheck:
         measured = self.tokenizer is not None and self.max_length is not None
         return TemplateResult(rate <= self.max_violation_rate, self.fmt, n, rate, self.max_violation_rate,
                               self.violations, self.truncated if measured else None,
-                              self.truncated / n if measured and n else None, self.max_length if measured else None)
+                              self.truncated / n if measured and n else None, self.max_length if measured else None,
+                              dict(self.notes))
 
 
 def check_template(data: LoadedData, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,

@@ -17,6 +17,7 @@ from omegaconf import MISSING, OmegaConf
 
 from data_checks.config import ChecksConfig
 from finetune.errors import ConfigError
+from finetune.templates import read_chat_template
 
 
 class Objective(str, Enum):
@@ -89,6 +90,10 @@ class ModelConfig:
     revision: Optional[str] = None
     trust_remote_code: bool = False
     attn_implementation: Optional[str] = None
+    # A .jinja file, or a bundled name (finetune/chat_templates/), that replaces the tokenizer's chat template;
+    # the exported tokenizer carries it. null: the tokenizer's own.
+    chat_template: Optional[str] = None
+    context_length: Optional[int] = None  # the model's context window; data.max_length may not exceed it
 
 
 @dataclass
@@ -104,6 +109,8 @@ class DataConfig:
     eval_fraction: float = 0.1
     train_on: TrainOn = TrainOn.answers
     max_examples: Optional[int] = None
+    # Keyword arguments for every chat-template rendering (gates, training, export), e.g. {enable_thinking: false}
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -269,6 +276,11 @@ def validate(cfg: Any) -> None:
     if d.eval_path is None and not 0.1 <= d.eval_fraction <= 0.5:
         raise ConfigError("data.eval_fraction",
                           f"must be between 0.1 and 0.5 when no data.eval_path is given, got {d.eval_fraction}")
+    if cfg.model.context_length is not None and d.max_length > cfg.model.context_length:
+        raise ConfigError("data.max_length", f"{d.max_length} is longer than the context of {cfg.model.name} "
+                          f"(model.context_length={cfg.model.context_length})")
+    if cfg.model.chat_template:
+        read_chat_template(cfg.model.chat_template)  # a missing or unreadable file fails here, naming the key
     if d.max_examples is not None and d.max_examples < 10:
         raise ConfigError("data.max_examples", f"must be at least 10, got {d.max_examples}")
     if t.save_total_limit < 2:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from data_checks import DataError, LoadedData, read_records, record_problems
-from data_checks.chat_template import TemplateError, answer_spans, answer_token_mask
-from data_checks.formats import alpaca_to_messages, resolve_format
+from data_checks.chat_template import ChatTemplate, TemplateError
+from data_checks.formats import record_conversations, resolve_format
+from data_checks.template import NOTE_TEXT, as_chat_template
 from finetune.config import check_format_fits
 from finetune.errors import UserError
 
@@ -63,33 +65,28 @@ def load_splits(cfg: Any) -> DataSplits:
     return DataSplits(_subset(train, sorted(order[n_eval:])), _subset(train, sorted(order[:n_eval])), fmt, "held_out")
 
 
-def _as_messages(value: str | list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
-    return value if isinstance(value, list) else [{"role": role, "content": value}]
-
-
 def to_example(record: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """One record in one of the three trainable shapes."""
-    if fmt == "chat":
-        return {"messages": record["messages"]}
-    if fmt == "alpaca":
-        return {"messages": alpaca_to_messages(record)}
-    if fmt == "prompt_completion":
-        prompt, completion = record["prompt"], record["completion"]
-        if isinstance(prompt, list) or isinstance(completion, list):
-            return {"messages": _as_messages(prompt, "user") + _as_messages(completion, "assistant")}
-        return {"prompt": prompt, "completion": completion}
+    """One record in one of the three trainable shapes: a conversation (`messages`, the same mapping the
+    template gate checks), a plain `prompt`+`completion`, or `text`."""
     if fmt == "text":
         return {"text": record["text"]}
+    conversations = record_conversations(record, fmt)
+    if fmt in ("chat", "alpaca", "prompt_completion") and conversations:
+        return {"messages": conversations[0]}
+    if fmt == "prompt_completion":
+        return {"prompt": record["prompt"], "completion": record["completion"]}
     raise ValueError(f"format {fmt!r} has no SFT example shape")
 
 
 @dataclass
 class TokenizeStats:
+    records: int = 0
     examples: int = 0
     truncated: int = 0
     dropped_no_answer_tokens: int = 0
     tokens: int = 0
     answer_tokens: int = 0
+    template_notes: Counter = field(default_factory=Counter)  # ChatTemplate.encode notes -> records
 
     def warn(self, name: str, max_length: int) -> None:
         if self.truncated:
@@ -98,53 +95,74 @@ class TokenizeStats:
         if self.dropped_no_answer_tokens:
             log.warning("%s: truncation removed every answer token from %d examples; they were dropped "
                         "(raise data.max_length to keep them)", name, self.dropped_no_answer_tokens)
+        if self.examples != self.records:
+            log.info("%s: %d records became %d examples (one per assistant turn whose history the template "
+                     "renders differently)", name, self.records, self.examples)
+        for note, count in sorted(self.template_notes.items()):
+            if note != "generation_markers":
+                log.warning("%s: %d records: %s", name, count, NOTE_TEXT.get(note, note))
 
 
-def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str) -> dict[str, Any]:
-    """`input_ids` plus `assistant_masks` (1 where the loss applies) and whether it was truncated."""
+def _row(ids: list[int], mask: list[int], max_length: int) -> dict[str, Any]:
+    return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": len(ids) > max_length}
+
+
+def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str,
+                     notes: set[str] | None = None) -> list[dict[str, Any]]:
+    """The training rows of one example: `input_ids` plus `assistant_masks` (1 where the loss applies) and
+    whether it was truncated. A conversation gives one row per group of turns (`ChatTemplate.encode`);
+    `tokenizer` may be a ChatTemplate carrying `data.chat_template_kwargs`; `notes` collects what the
+    template did."""
+    chat = as_chat_template(tokenizer)
+    tok = chat.tokenizer
     if "prompt" in example:
         # Tokenised apart, so a prompt ending in a space cannot merge into the first answer token.
-        prompt_ids = tokenizer(example["prompt"], add_special_tokens=False)["input_ids"]
-        answer = example["completion"] + (tokenizer.eos_token or "")
-        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        ids = prompt_ids + answer_ids
+        prompt_ids = tok(example["prompt"], add_special_tokens=False)["input_ids"]
+        answer_ids = tok(example["completion"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
         mask = [int(train_on == "all")] * len(prompt_ids) + [1] * len(answer_ids)
-        return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": len(ids) > max_length}
-    if "messages" in example and train_on == "all":
-        text, spans = tokenizer.apply_chat_template(example["messages"], tokenize=False), []
-    elif "messages" in example:
-        try:
-            text, spans = answer_spans(tokenizer, example["messages"])
-        except TemplateError as exc:
-            raise UserError(f"the tokenizer's chat template: {exc}; set data.train_on=all to train on every "
-                            "token") from None
-    else:
-        text = example["text"] + (tokenizer.eos_token or "")
-        spans = [(0, len(text))]
-    ids, mask = answer_token_mask(tokenizer, text, spans)
-    if train_on == "all":
-        mask = [1] * len(ids)
-    truncated = len(ids) > max_length
-    return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": truncated}
+        return [_row(prompt_ids + answer_ids, mask, max_length)]
+    if "text" in example:
+        ids = tok(example["text"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
+        return [_row(ids, [1] * len(ids), max_length)]
+    try:
+        if train_on == "all":
+            ids = tok(chat.full_text(example["messages"]), add_special_tokens=False)["input_ids"]
+            return [_row(ids, [1] * len(ids), max_length)]
+        encoding = chat.encode(example["messages"])
+    except TemplateError as exc:
+        raise UserError(f"the tokenizer's chat template: {exc}") from None
+    if notes is not None:
+        notes |= encoding.notes
+    return [_row(e.input_ids, e.mask, max_length) for e in encoding.examples]
 
 
 def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, train_on: str,
-                   name: str) -> tuple[list[dict[str, list[int]]], TokenizeStats]:
-    """Tokenise every record (with a progress bar); drop examples left with no answer token."""
+                   name: str, template_kwargs: dict[str, Any] | None = None
+                   ) -> tuple[list[dict[str, list[int]]], TokenizeStats]:
+    """Tokenise every record (with a progress bar); drop examples left with no answer token. A template
+    error names the file and line of the record."""
     from tqdm.auto import tqdm
 
+    chat = tokenizer if isinstance(tokenizer, ChatTemplate) else ChatTemplate(tokenizer, template_kwargs)
     stats = TokenizeStats()
     rows = []
-    for record in tqdm(data.records, desc=f"tokenising {name}", leave=False):
-        row = tokenize_example(to_example(record, fmt), tokenizer, max_length, train_on)
-        stats.examples += 1
-        stats.truncated += row.pop("truncated")
-        if not any(row["assistant_masks"]):
-            stats.dropped_no_answer_tokens += 1
-            continue
-        stats.tokens += len(row["input_ids"])
-        stats.answer_tokens += sum(row["assistant_masks"])
-        rows.append(row)
+    for index, record in enumerate(tqdm(data.records, desc=f"tokenising {name}", leave=False)):
+        notes: set[str] = set()
+        try:
+            examples = tokenize_example(to_example(record, fmt), chat, max_length, train_on, notes)
+        except UserError as exc:
+            raise DataError(data.path, data.lines[index], str(exc)) from None
+        stats.records += 1
+        stats.template_notes.update(notes)
+        for row in examples:
+            stats.examples += 1
+            stats.truncated += row.pop("truncated")
+            if not any(row["assistant_masks"]):
+                stats.dropped_no_answer_tokens += 1
+                continue
+            stats.tokens += len(row["input_ids"])
+            stats.answer_tokens += sum(row["assistant_masks"])
+            rows.append(row)
     stats.warn(name, max_length)
     if not rows:
         raise DataError(data.path, None, f"no {name} example has an answer token left after truncation to "

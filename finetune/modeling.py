@@ -8,6 +8,7 @@ from typing import Any
 
 from finetune.config import Adaptation, Precision, resolved_alpha, resolved_rank
 from finetune.errors import ConfigError, UserError
+from finetune.templates import read_chat_template
 
 log = logging.getLogger(__name__)
 BUILDERS = ("tiny_llama",)
@@ -48,6 +49,9 @@ def load_tokenizer(cfg: Any, source: str) -> Any:
         raise UserError(f"model.path: cannot load a tokenizer from {source!r}: {exc}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if cfg.model.chat_template:
+        tokenizer.chat_template = read_chat_template(cfg.model.chat_template)
+        log.info("chat template: %s (replaces the tokenizer's; the export carries it)", cfg.model.chat_template)
     if not getattr(tokenizer, "chat_template", None):
         log.warning("the tokenizer of %s has no chat template; chat data needs one", source)
     return tokenizer

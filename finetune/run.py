@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from data_checks import run_gates, summary_table, write_json_atomic
+from data_checks.chat_template import ChatTemplate
 from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
 from finetune.config import EVAL_METRIC, Adaptation, Objective, checks_config, validate
 from finetune.data import load_splits, preference_rows, prompt_rows, tokenize_split
@@ -30,15 +33,17 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _training_rows(cfg: Any, splits: Any, tokenizer: Any, objective: Objective
+def _training_rows(cfg: Any, splits: Any, chat: ChatTemplate, objective: Objective
                    ) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """Train and eval rows in the shape the objective's TRL trainer takes, and what the summary says of them."""
-    info: dict[str, Any] = {"format": splits.format, "eval_source": splits.eval_source}
+    info: dict[str, Any] = {"format": splits.format, "eval_source": splits.eval_source,
+                            "chat_template_kwargs": chat.kwargs}
     if objective is Objective.sft:
         max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
-        train, stats = tokenize_split(splits.train, splits.format, tokenizer, max_length, train_on, "train")
-        evaluation, _ = tokenize_split(splits.eval, splits.format, tokenizer, max_length, train_on, "eval")
-        info.update(truncated=stats.truncated, dropped_no_answer_tokens=stats.dropped_no_answer_tokens)
+        train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train")
+        evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval")
+        info.update(truncated=stats.truncated, dropped_no_answer_tokens=stats.dropped_no_answer_tokens,
+                    train_records=stats.records, template_notes=dict(sorted(stats.template_notes.items())))
     elif objective is Objective.dpo:
         train, evaluation = preference_rows(splits.train), preference_rows(splits.eval)
     else:
@@ -78,12 +83,12 @@ def _metrics(objective: Objective, state: Any, train_seconds: float, peak_mb: fl
     return metrics
 
 
-def _run_gates(cfg: Any, splits: Any, tokenizer: Any, run_dir: Path) -> dict[str, Any] | None:
+def _run_gates(cfg: Any, splits: Any, chat: ChatTemplate, run_dir: Path) -> dict[str, Any] | None:
     if not cfg.checks.enabled:
         log.info("data gates disabled (checks.enabled=false)")
         return None
     # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
-    report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=tokenizer, against=splits.eval,
+    report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=chat, against=splits.eval,
                        max_length=cfg.data.max_length)
     report["report_path"] = str(run_dir / "data_checks.json")
     if is_main_process():
@@ -130,10 +135,11 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
              splits.format, splits.eval_source, splits.train.path)
     source = model_source(cfg)
     tokenizer = load_tokenizer(cfg, source)
+    chat = ChatTemplate(tokenizer, OmegaConf.to_container(cfg.data.chat_template_kwargs, resolve=True))
 
     summary: dict[str, Any] = {"status": "failed", "recipe": cfg.recipe.name, "model": cfg.model.name,
                                "base_model": source, "run_dir": str(run_dir)}
-    gates = _run_gates(cfg, splits, tokenizer, run_dir)
+    gates = _run_gates(cfg, splits, chat, run_dir)
     summary["gates"] = gates
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
@@ -142,7 +148,7 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
         return RunResult(summary)
 
     objective = Objective(cfg.recipe.objective)
-    train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, tokenizer, objective)
+    train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, chat, objective)
 
     # TRL and the trainer are imported only once the config and the data are known to be good.
     from transformers import EarlyStoppingCallback
@@ -209,8 +215,6 @@ def _preempted(summary: dict[str, Any], trainer: Any, preemption: Any, run_dir: 
 def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],
             run_dir: Path, weights_in: Path | None = None) -> dict[str, Any]:
     """The adapter (and, with export.merge, the merged model) or the full model, each with its model card."""
-    from omegaconf import OmegaConf
-
     datasets = [{"path": d.path, "sha256": sha256_of(d.path), "records": len(d)}
                 for d in ([splits.train, splits.eval] if splits.eval_source == "file" else [splits.train])]
     run_info = {"recipe": cfg.recipe.name, "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),

@@ -46,12 +46,13 @@ def test_chat_mask_covers_the_assistant_turn_and_its_end_token(tok: Any):
     messages = [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": "What is two plus two?"},
                 {"role": "assistant", "content": "The answer is four."}]
-    row = tokenize_example({"messages": messages}, tok, 512, "answers")
+    [row] = tokenize_example({"messages": messages}, tok, 512, "answers")
     assert row["truncated"] is False
     assert len(row["input_ids"]) == len(row["assistant_masks"])
     assert set(row["assistant_masks"]) == {0, 1}
-    # The whole rendering is tokenised, with no BOS added.
-    assert tok.decode(row["input_ids"]) == tok.apply_chat_template(messages, tokenize=False)
+    # The whole rendering is tokenised, with no BOS added, up to the stop token: the newline the template writes
+    # after it is never generated, so it is not part of the example.
+    assert tok.decode(row["input_ids"]) == tok.apply_chat_template(messages, tokenize=False).removesuffix("\n")
     masked = _runs(tok, row)
     assert len(masked) == 1
     _assert_turn(masked[0], "The answer is four.")
@@ -68,7 +69,7 @@ def test_multi_turn_masks_every_assistant_turn(tok: Any):
     messages = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."},
                 {"role": "user", "content": "Another one?"}, {"role": "assistant", "content": "Green, then red."},
                 {"role": "user", "content": "And a number?"}, {"role": "assistant", "content": "Forty two."}]
-    row = tokenize_example({"messages": messages}, tok, 512, "answers")
+    [row] = tokenize_example({"messages": messages}, tok, 512, "answers")
     masked = _runs(tok, row)
     assert len(masked) == 3
     for run, content in zip(masked, ["Blue.", "Green, then red.", "Forty two."], strict=True):
@@ -82,7 +83,7 @@ def test_multi_turn_masks_every_assistant_turn(tok: Any):
 
 def test_prompt_completion_masks_only_the_completion_and_eos(tok: Any):
     example = {"prompt": "Question: what colour is the sky?\nAnswer:", "completion": " blue"}
-    row = tokenize_example(example, tok, 512, "answers")
+    [row] = tokenize_example(example, tok, 512, "answers")
     assert tok.decode(row["input_ids"]) == example["prompt"] + example["completion"] + END
     assert _runs(tok, row) == [" blue" + END]
     assert _runs(tok, row, 0) == [example["prompt"]]
@@ -90,32 +91,34 @@ def test_prompt_completion_masks_only_the_completion_and_eos(tok: Any):
 
 
 def test_prompt_with_trailing_space_still_trains_the_first_completion_word(tok: Any):
-    row = tokenize_example({"prompt": "The sky is ", "completion": "blue."}, tok, 512, "answers")
+    [row] = tokenize_example({"prompt": "The sky is ", "completion": "blue."}, tok, 512, "answers")
     assert "blue" in "".join(_runs(tok, row))
 
 
 def test_text_examples_train_on_everything_plus_eos(tok: Any):
-    row = tokenize_example({"text": "Plain language modelling."}, tok, 512, "answers")
+    [row] = tokenize_example({"text": "Plain language modelling."}, tok, 512, "answers")
     assert all(row["assistant_masks"])
     assert tok.decode(row["input_ids"]) == "Plain language modelling." + END
 
 
 def test_train_on_all_masks_every_token(tok: Any):
     example = {"messages": [{"role": "system", "content": "Be brief."}, *chat("Hi?", "Hello.")["messages"]]}
-    answers = tokenize_example(example, tok, 512, "answers")
-    everything = tokenize_example(example, tok, 512, "all")
-    assert everything["input_ids"] == answers["input_ids"]
-    assert everything["assistant_masks"] == [1] * len(answers["input_ids"])
+    [answers] = tokenize_example(example, tok, 512, "answers")
+    [everything] = tokenize_example(example, tok, 512, "all")
+    # train_on=all is the whole rendered conversation (the template's newline after the last turn included).
+    assert tok.decode(everything["input_ids"]) == tok.apply_chat_template(example["messages"], tokenize=False)
+    assert everything["input_ids"][: len(answers["input_ids"])] == answers["input_ids"]
+    assert everything["assistant_masks"] == [1] * len(everything["input_ids"])
     assert 0 < sum(answers["assistant_masks"]) < len(answers["input_ids"])
 
 
 def test_truncation_cuts_at_max_length(tok: Any):
     example = chat("Tell me a story.", "Once upon a time there was a fox who jumped over the lazy dog, twice.")
-    full = tokenize_example(example, tok, 512, "answers")
+    [full] = tokenize_example(example, tok, 512, "answers")
     n = len(full["input_ids"])
-    exact = tokenize_example(example, tok, n, "answers")
+    [exact] = tokenize_example(example, tok, n, "answers")
     assert exact["truncated"] is False and exact["input_ids"] == full["input_ids"]
-    cut = tokenize_example(example, tok, n - 5, "answers")
+    [cut] = tokenize_example(example, tok, n - 5, "answers")
     assert cut["truncated"] is True
     assert cut["input_ids"] == full["input_ids"][: n - 5]
     assert cut["assistant_masks"] == full["assistant_masks"][: n - 5]
@@ -134,7 +137,7 @@ def test_tokenize_split_counts_truncated_and_drops_answerless(tok: Any, caplog: 
         chat(long_question + "again?", "No."),  # likewise
     ]
     max_length = 32
-    lengths = [len(tokenize_example(to_example(r, "chat"), tok, 10_000, "answers")["input_ids"]) for r in records]
+    lengths = [len(tokenize_example(to_example(r, "chat"), tok, 10_000, "answers")[0]["input_ids"]) for r in records]
     assert lengths[0] <= max_length < min(lengths[1:])  # the premise of the test
 
     with caplog.at_level(logging.WARNING, logger="finetune.data"):
@@ -189,7 +192,7 @@ def test_to_example_other_shapes():
 
 
 def test_alpaca_tokenises_with_the_output_as_the_answer(tok: Any):
-    row = tokenize_example(to_example({"instruction": "Add.", "input": "2 and 3", "output": "5"}, "alpaca"),
+    [row] = tokenize_example(to_example({"instruction": "Add.", "input": "2 and 3", "output": "5"}, "alpaca"),
                            tok, 512, "answers")
     masked = _runs(tok, row)
     assert len(masked) == 1

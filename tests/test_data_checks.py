@@ -363,7 +363,8 @@ def test_run_gates_report_shape():
         "checks": {"template": {"passed": False, "format": "alpaca", "checked": 2, "violation_rate": 0.5,
                                 "max_violation_rate": 0.0,
                                 "violations": [{"record": 1, "line": 5, "problem": "field 'output' is empty"}],
-                                "truncated": None, "truncation_rate": None, "max_length": None}},
+                                "truncated": None, "truncation_rate": None, "max_length": None,
+                                "template_notes": {}}},
     }
     json.dumps(report)  # serialisable as is
     table = summary_table(report)
