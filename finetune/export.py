@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +35,49 @@ class ExportError(UserError):
     """The export would not load or would behave differently from what was trained."""
 
 
+@dataclass
+class TemplateUse:
+    """How training used the chat template, recorded in the export so serving renders the same way."""
+
+    kwargs: dict[str, Any] = field(default_factory=dict)  # data.chat_template_kwargs
+    replaced: bool = False  # model.chat_template replaced the base tokenizer's template
+    notes: dict[str, int] = field(default_factory=dict)  # what the template did to the data (records per note)
+
+    def info(self) -> dict[str, Any]:
+        return {"chat_template_kwargs": self.kwargs, "chat_template_replaced": self.replaced,
+                "template_notes": self.notes}
+
+
 def fingerprint(config: Any) -> dict[str, Any]:
     """The parts of a model config an adapter depends on."""
     values = config if isinstance(config, dict) else config.to_dict()
     return {k: values.get(k) for k in FINGERPRINT_KEYS if values.get(k) is not None}
 
 
-def stop_token_ids(tokenizer: Any) -> list[int]:
-    """EOS plus the special token that ends an assistant turn in the chat template (e.g. <|eot_id|>)."""
+def stop_token_ids(tokenizer: Any, template_kwargs: dict[str, Any] | None = None) -> list[int]:
+    """EOS plus the token that ends an answer in the chat template: the last trained token of a one-turn
+    conversation (`<|eot_id|>`, `<|im_end|>`, `<end_of_turn>`, `<|end|>`, GPT-OSS's `<|return|>`, `</s>`),
+    found by the same encoding training uses."""
+    from data_checks.chat_template import ChatTemplate, TemplateError
+
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     if getattr(tokenizer, "chat_template", None):
-        marker = "\x00answer\x00"
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
-                                              {"role": "assistant", "content": marker}], tokenize=False)
-        if marker in text:
-            special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
-            special |= set(tokenizer.all_special_tokens)
-            after = tokenizer(text.split(marker, 1)[1], add_special_tokens=False)["input_ids"]
-            for token_id in after:
-                if tokenizer.convert_ids_to_tokens(token_id) in special:
-                    ids.add(token_id)
-                    break
+        try:
+            encoding = ChatTemplate(tokenizer, template_kwargs).encode(
+                [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
+        except TemplateError:
+            return sorted(ids)
+        example = encoding.examples[-1]
+        trained = [t for t, m in zip(example.input_ids, example.mask, strict=True) if m]
+        special = {t.content for t in tokenizer.added_tokens_decoder.values() if t.special}
+        special |= set(tokenizer.all_special_tokens)
+        if trained and tokenizer.convert_ids_to_tokens(trained[-1]) in special:
+            ids.add(trained[-1])
     return sorted(ids)
 
 
-def _generation_config(model_config: Any, tokenizer: Any, base_model: str | None = None) -> Any:
+def _generation_config(model_config: Any, tokenizer: Any, base_model: str | None = None,
+                       template_kwargs: dict[str, Any] | None = None) -> Any:
     """The base model's generation config (or one derived from its config) with every stop token in eos_token_id."""
     from transformers import GenerationConfig
 
@@ -69,7 +88,7 @@ def _generation_config(model_config: Any, tokenizer: Any, base_model: str | None
     if generation is None:
         generation = GenerationConfig.from_model_config(model_config)
         generation.use_cache = True  # a training-time use_cache=False must not reach serving
-    generation.eos_token_id = stop_token_ids(tokenizer) or generation.eos_token_id
+    generation.eos_token_id = stop_token_ids(tokenizer, template_kwargs) or generation.eos_token_id
     if generation.pad_token_id is None:
         generation.pad_token_id = tokenizer.pad_token_id
     return generation
@@ -95,13 +114,33 @@ def _write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
 
 
 def vllm_command(base_model: str, adapter_path: Path | None = None, name: str = "adapter",
-                 rank: int | None = None, max_model_len: int | None = None) -> str:
-    """The exact serve command; `--max-model-len` when the run trained on shorter sequences than the base allows."""
-    length = f" --max-model-len {max_model_len}" if max_model_len else ""
+                 rank: int | None = None, max_model_len: int | None = None,
+                 chat_template: Path | None = None, template_kwargs: dict[str, Any] | None = None) -> str:
+    """The exact serve command; `--max-model-len` when the run trained on shorter sequences than the base allows,
+    `--chat-template` when training replaced the base tokenizer's template (vLLM renders adapters' prompts with
+    the base's), `--default-chat-template-kwargs` when training rendered with template arguments."""
+    extra = f" --max-model-len {max_model_len}" if max_model_len else ""
+    if chat_template is not None:
+        extra += f" --chat-template {chat_template}"
+    if template_kwargs:
+        extra += f" --default-chat-template-kwargs '{json.dumps(template_kwargs, sort_keys=True)}'"
     if adapter_path is None:
-        return f"vllm serve {base_model}{length}"
+        return f"vllm serve {base_model}{extra}"
     return (f"vllm serve {base_model} --enable-lora --lora-modules {name}={adapter_path} "
-            f"--max-lora-rank {vllm_max_lora_rank(rank or 1)}{length}")
+            f"--max-lora-rank {vllm_max_lora_rank(rank or 1)}{extra}")
+
+
+def save_tokenizer(tokenizer: Any, out: Path) -> Path | None:
+    """Save the tokenizer, and its chat template also as `chat_template.jinja` (transformers 5 writes it there);
+    returns that file's path."""
+    tokenizer.save_pretrained(out)
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, str) and template:
+        path = out / "chat_template.jinja"
+        if not path.is_file():
+            path.write_text(template, encoding="utf-8")
+        return path
+    return None
 
 
 def served_length(model_config: Any, trained_length: int | None) -> int | None:
@@ -132,23 +171,28 @@ def check_adapter(adapter_dir: Path, base_config: dict[str, Any] | None) -> list
 
 def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
                    card: Callable[[dict[str, Any]], str] | None = None,
-                   trained_length: int | None = None) -> dict[str, Any]:
-    """Save the PEFT adapter, its tokenizer (chat template included), generation config and model card."""
+                   trained_length: int | None = None, template: TemplateUse | None = None) -> dict[str, Any]:
+    """Save the PEFT adapter, its tokenizer (the chat template trained with included), generation config and
+    model card."""
     base_config = model.get_base_model().config
     base_model = model.peft_config["default"].base_model_name_or_path
+    template = template or TemplateUse()
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _generation_config(base_config, tokenizer, base_model).save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
+        _generation_config(base_config, tokenizer, base_model, template.kwargs).save_pretrained(tmp)
         problems = check_adapter(tmp, base_config.to_dict())
         if problems:
             raise ExportError("the adapter would not load in vLLM: " + "; ".join(problems))
         rank = adapter_rank(json.loads((tmp / "adapter_config.json").read_text()))
         info = {"kind": "adapter", "base_model": base_model, "base_config": fingerprint(base_config),
-                "rank": rank, "name": name, "stop_token_ids": stop_token_ids(tokenizer),
+                "rank": rank, "name": name, "stop_token_ids": stop_token_ids(tokenizer, template.kwargs),
+                **template.info(),
                 "vllm_command": vllm_command(base_model, out_dir.resolve(), name, rank,
-                                             served_length(base_config, trained_length))}
+                                             served_length(base_config, trained_length),
+                                             out_dir.resolve() / "chat_template.jinja" if template.replaced else None,
+                                             template.kwargs)}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if card is not None:
             (tmp / "README.md").write_text(card(info))
@@ -160,7 +204,8 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
 
 def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str,
                       card: Callable[[dict[str, Any]], str] | None = None, kind: str = "full_model",
-                      weights_in: Path | None = None, trained_length: int | None = None) -> dict[str, Any]:
+                      weights_in: Path | None = None, trained_length: int | None = None,
+                      template: TemplateUse | None = None) -> dict[str, Any]:
     """Save a full (or merged) model in safetensors shards with config, generation config and tokenizer.
 
     `weights_in`: a folder the weights were already saved to (by `trainer.save_model`, which gathers
@@ -174,15 +219,19 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
             shutil.rmtree(weights_in, ignore_errors=True)
         else:
             model.save_pretrained(tmp, max_shard_size="5GB")
-        tokenizer.save_pretrained(tmp)
-        _generation_config(model.config, tokenizer, base_model).save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
+        _generation_config(model.config, tokenizer, base_model, template.kwargs).save_pretrained(tmp)
         info = {"kind": kind, "base_model": base_model, "base_config": fingerprint(model.config),
-                "stop_token_ids": stop_token_ids(tokenizer), "vllm_command": command}
+                "stop_token_ids": stop_token_ids(tokenizer, template.kwargs), **template.info(),
+                "vllm_command": command}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if card is not None:
             (tmp / "README.md").write_text(card(info))
 
-    command = vllm_command(str(out_dir.resolve()), max_model_len=served_length(model.config, trained_length))
+    template = template or TemplateUse()
+    # A full model carries the template it was trained with in its own tokenizer: no --chat-template needed.
+    command = vllm_command(str(out_dir.resolve()), max_model_len=served_length(model.config, trained_length),
+                           template_kwargs=template.kwargs)
     path = _write_atomically(out_dir, write)
     return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": command}
 
@@ -215,8 +264,12 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
         raise ExportError(f"{adapter_dir}: the adapter does not name its base model; pass --base")
     config = _base_config(base)
     info_path = adapter_dir / EXPORT_INFO
+    template = TemplateUse()
     if info_path.is_file():
-        trained_on = json.loads(info_path.read_text())["base_config"]
+        adapter_info = json.loads(info_path.read_text())
+        template = TemplateUse(adapter_info.get("chat_template_kwargs") or {}, False,
+                               adapter_info.get("template_notes") or {})
+        trained_on = adapter_info["base_config"]
         actual = fingerprint(config)
         differences = [f"{k} {trained_on[k]} (trained) vs {actual.get(k)} (given)" for k in trained_on
                        if trained_on[k] != actual.get(k)]
@@ -231,7 +284,7 @@ def merge_adapter(adapter_dir: Path, out_dir: Path, base: str | None = None,
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir if (adapter_dir / "tokenizer_config.json").is_file()
                                               else base)
     return export_full_model(merged, tokenizer, out_dir, base, card, kind="merged_model",
-                             trained_length=trained_length)
+                             trained_length=trained_length, template=template)
 
 
 def resolve_adapter_dir(path: Path) -> Path:
@@ -286,17 +339,19 @@ def reexport_adapter(adapter_dir: Path, out_dir: Path, name: str) -> dict[str, A
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     rank = adapter_rank(adapter_config)
+    info_path = adapter_dir / EXPORT_INFO
+    kwargs = (json.loads(info_path.read_text()).get("chat_template_kwargs") or {}) if info_path.is_file() else {}
 
     def write(tmp: Path) -> None:
         for name_ in ("adapter_config.json", "adapter_model.safetensors", "README.md", EXPORT_INFO):
             if (adapter_dir / name_).is_file():
                 shutil.copy2(adapter_dir / name_, tmp / name_)
-        tokenizer.save_pretrained(tmp)
-        _generation_config(base_config, tokenizer, base).save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
+        _generation_config(base_config, tokenizer, base, kwargs).save_pretrained(tmp)
 
     path = _write_atomically(out_dir, write)
-    return {"path": str(path), "kind": "adapter", "base_model": base, "vllm_command": vllm_command(base, path, name,
-                                                                                                  rank)}
+    return {"path": str(path), "kind": "adapter", "base_model": base,
+            "vllm_command": vllm_command(base, path, name, rank, template_kwargs=kwargs)}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,24 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _template_lines(export: dict[str, Any]) -> list[str]:
+    """What the chat template did in training: its arguments, whether it replaced the base's, its notes."""
+    from data_checks.template import NOTE_TEXT
+
+    lines = ["## Chat template", ""]
+    kwargs = export.get("chat_template_kwargs") or {}
+    lines.append("Rendered with " + (f"`{kwargs}` (serve with the same `--default-chat-template-kwargs`)"
+                                     if kwargs else "the template's default arguments") + ".")
+    if export.get("chat_template_replaced"):
+        lines.append("The template replaced the base tokenizer's (`model.chat_template`); it is saved here as "
+                     "`chat_template.jinja`.")
+    notes = export.get("template_notes") or {}
+    if notes:
+        lines += ["", "What the template did to the training data (records):", ""]
+        lines += [f"- {NOTE_TEXT.get(note, note)} ({count})" for note, count in sorted(notes.items())]
+    return [*lines, ""]
+
+
 def render_model_card(run: dict[str, Any], export: dict[str, Any]) -> str:
     """Markdown for one export. `run`: recipe, base_model, config_yaml, datasets, gates, metrics."""
     lines = [
@@ -62,6 +80,7 @@ def render_model_card(run: dict[str, Any], export: dict[str, Any]) -> str:
         f"Export kind: **{export['kind']}**. Trained with the `finetune` toolkit, recipe `{run['recipe']}`.", "",
         "## Serve it with vLLM", "", "```bash", export["vllm_command"], "```", "",
         f"Stop tokens (generation_config.json `eos_token_id`): {export['stop_token_ids']}.", "",
+        *_template_lines(export),
         "## Data", "", "| file | SHA-256 | records |", "|---|---|---|",
     ]
     for d in run["datasets"]:

@@ -19,7 +19,7 @@ from data_checks.chat_template import ChatTemplate
 from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
 from finetune.config import EVAL_METRIC, Adaptation, Objective, checks_config, validate
 from finetune.data import load_splits, preference_rows, prompt_rows, tokenize_split
-from finetune.export import export_adapter, export_full_model, merge_adapter
+from finetune.export import TemplateUse, export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
 from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
 from finetune.modeling import load_model, load_tokenizer, model_source
@@ -225,11 +225,13 @@ def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summ
         return render_model_card(run_info, info)
 
     length = cfg.data.max_length
+    template = TemplateUse(OmegaConf.to_container(cfg.data.chat_template_kwargs, resolve=True),
+                           bool(cfg.model.chat_template), (summary.get("data") or {}).get("template_notes") or {})
     if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
         return export_full_model(model, tokenizer, run_dir / "model", source, card, weights_in=weights_in,
-                                 trained_length=length)
+                                 trained_length=length, template=template)
     exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name,
-                              card, trained_length=length)
+                              card, trained_length=length, template=template)
     if cfg.export.merge:
         exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card, length)
     return exported
