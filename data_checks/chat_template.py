@@ -213,6 +213,11 @@ class ChatTemplate:
                 and reasoning.strip() not in answer:
             answer = f"{THINK_OPEN}\n{reasoning.strip(chr(10))}\n{THINK_CLOSE}\n\n" + answer
             notes.add("reasoning_reinserted")
+        if reasoning and reasoning.strip() not in answer:
+            raise TemplateError(f"{where}: the template leaves this turn's reasoning out of what the model writes "
+                                f"(the generation prompt ends {prompt[-40:]!r}); with reasoning data, do not switch "
+                                "thinking off in data.chat_template_kwargs (enable_thinking: false), or drop the "
+                                "reasoning from the data")
         if content.strip() and content.strip() not in answer:
             raise TemplateError(f"{where}: the template does not write the assistant's content into the turn")
         if not reasoning and THINK_CLOSE in answer and THINK_CLOSE not in content:

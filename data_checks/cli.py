@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", help="a tokenizer (local dir or hub ID) whose chat template the template gate "
                    "renders every record through (imports transformers)")
     p.add_argument("--max-length", type=int, help="with --tokenizer: report the share of records longer than this")
+    p.add_argument("--chat-template", type=Path, metavar="FILE.jinja",
+                   help="with --tokenizer: render with this template instead of the tokenizer's (model.chat_template)")
+    p.add_argument("--chat-template-kwargs", metavar="JSON", help="with --tokenizer: arguments for every rendering, "
+                   "as data.chat_template_kwargs, e.g. '{\"enable_thinking\": false}'")
     g = p.add_argument_group("thresholds")
     g.add_argument("--max-template-violation-rate", type=float)
     g.add_argument("--dedup-threshold", type=float, help="Jaccard similarity of a near-duplicate (default 0.8)")
@@ -150,6 +154,30 @@ def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "datasets": reports}
 
 
+def _chat_template(args: argparse.Namespace) -> Any:
+    """The tokenizer's chat template (with --chat-template and --chat-template-kwargs applied), or None."""
+    if not args.tokenizer:
+        if args.chat_template or args.chat_template_kwargs:
+            raise UsageError("--chat-template and --chat-template-kwargs need --tokenizer")
+        return None
+    import json
+
+    from transformers import AutoTokenizer
+
+    from data_checks.chat_template import ChatTemplate
+
+    try:
+        kwargs = json.loads(args.chat_template_kwargs) if args.chat_template_kwargs else {}
+    except ValueError as exc:
+        raise UsageError(f"--chat-template-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(kwargs, dict):
+        raise UsageError("--chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'")
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    if args.chat_template:
+        tokenizer.chat_template = args.chat_template.read_text(encoding="utf-8")
+    return ChatTemplate(tokenizer, kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.write_clean and len(args.paths) != 1:
@@ -160,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = _config(args)
-        tokenizer = None
-        if args.tokenizer:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        tokenizer = _chat_template(args)
         reports, runs = [], []
         for path in args.paths:
             run = stream_gates(path, args.format, config, tokenizer, args.against, args.max_length,

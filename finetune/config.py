@@ -121,6 +121,9 @@ class LoraConfig:
     alpha: Optional[int] = None
     dropout: float = 0.05
     target_modules: Any = "all-linear"
+    # Parameters (not modules) to adapt, e.g. GPT-OSS's experts ["mlp.experts.gate_up_proj", ...] (PEFT's
+    # target_parameters; vLLM loads them for GPT-OSS). null: none.
+    target_parameters: Optional[list[str]] = None
     use_rslora: bool = False
 
 

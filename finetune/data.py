@@ -170,10 +170,12 @@ def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, 
     return rows, stats
 
 
-def preference_rows(data: LoadedData) -> list[dict[str, Any]]:
-    """Rows for TRL's DPOTrainer: prompt (when given), chosen, rejected, as strings or message lists."""
+def preference_rows(data: LoadedData, template_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows for TRL's DPOTrainer: prompt (when given), chosen, rejected, as strings or message lists; TRL renders
+    conversational rows with each row's `chat_template_kwargs` (data.chat_template_kwargs)."""
     keys = ("prompt", "chosen", "rejected") if all("prompt" in r for r in data.records) else ("chosen", "rejected")
-    return [{k: record[k] for k in keys} for record in data.records]
+    extra = {"chat_template_kwargs": dict(template_kwargs)} if template_kwargs else {}
+    return [{**{k: record[k] for k in keys}, **extra} for record in data.records]
 
 
 def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:

@@ -66,7 +66,15 @@ def load_model(cfg: Any, source: str) -> Any:
                               "trust_remote_code": cfg.model.trust_remote_code}
     if cfg.model.attn_implementation:
         kwargs["attn_implementation"] = cfg.model.attn_implementation
-    if adaptation is Adaptation.qlora:
+    if _is_mxfp4(cfg, source):
+        # GPT-OSS ships MXFP4 experts, which transformers cannot train: dequantise them to the training dtype.
+        if adaptation is Adaptation.qlora:
+            raise ConfigError("recipe", f"{source} is an MXFP4 checkpoint (GPT-OSS); a 4-bit bitsandbytes base "
+                              "does not apply to it: use recipe=lora (the experts are dequantised to bf16)")
+        from transformers import Mxfp4Config
+
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    elif adaptation is Adaptation.qlora:
         kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -81,6 +89,20 @@ def load_model(cfg: Any, source: str) -> Any:
     if adaptation in (Adaptation.lora, Adaptation.qlora):
         model = apply_lora(cfg, model)
     return model
+
+
+def _is_mxfp4(cfg: Any, source: str) -> bool:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source, revision=cfg.model.revision,
+                                            trust_remote_code=cfg.model.trust_remote_code)
+    except (OSError, ValueError):
+        return False  # the model load below reports it
+    quantization = getattr(config, "quantization_config", None) or {}
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(quantization,
+                                                                                            "quant_method", None)
+    return getattr(method, "value", method) == "mxfp4"
 
 
 def nf4_config(compute_dtype: Any = None) -> Any:
@@ -117,8 +139,10 @@ def lora_config(cfg: Any, model: Any) -> Any:
         targets = linear_layer_names(model)
     elif not isinstance(targets, str):
         targets = list(targets)
+    parameters = list(cfg.lora.target_parameters) if cfg.lora.target_parameters else None
     return LoraConfig(r=resolved_rank(cfg), lora_alpha=resolved_alpha(cfg), lora_dropout=cfg.lora.dropout,
-                      target_modules=targets, use_rslora=cfg.lora.use_rslora, bias="none", task_type="CAUSAL_LM")
+                      target_modules=targets, target_parameters=parameters, use_rslora=cfg.lora.use_rslora,
+                      bias="none", task_type="CAUSAL_LM")
 
 
 def apply_lora(cfg: Any, model: Any) -> Any:

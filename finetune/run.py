@@ -45,7 +45,7 @@ def _training_rows(cfg: Any, splits: Any, chat: ChatTemplate, objective: Objecti
         info.update(truncated=stats.truncated, dropped_no_answer_tokens=stats.dropped_no_answer_tokens,
                     train_records=stats.records, template_notes=dict(sorted(stats.template_notes.items())))
     elif objective is Objective.dpo:
-        train, evaluation = preference_rows(splits.train), preference_rows(splits.eval)
+        train, evaluation = preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs)
     else:
         train, evaluation = prompt_rows(splits.train), prompt_rows(splits.eval)
     info.update(train_examples=len(train), eval_examples=len(evaluation))

@@ -140,7 +140,9 @@ def objective_args(cfg: Any) -> dict[str, Any]:
     return {"num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
             "temperature": g.temperature, "beta": g.beta, "use_vllm": g.use_vllm, "vllm_mode": g.vllm_mode,
             "reward_weights": list(g.reward_weights) if g.reward_weights is not None else None,
-            "log_completions": False}
+            "log_completions": False,
+            # Prompts are rendered for generation with the same template arguments as the gates and the export.
+            "chat_template_kwargs": dict(cfg.data.chat_template_kwargs) or None}
 
 
 def trl_classes(objective: Objective) -> tuple[Any, Any]:

@@ -14,12 +14,44 @@ VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # modules_to_save vLLM loads (peft_helper.py): none, or a classification head.
 VLLM_MODULES_TO_SAVE = {"classifier", "score"}
 VLLM_REFUSED_INITS = ("pissa", "olora", "corda", "loftq")
-_DECODER_TARGETS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                    "qkv_proj", "gate_up_proj", "embed_tokens", "lm_head"}
-# LoRA targets per architecture after vLLM's packed-module mapping (q/k/v -> qkv_proj, gate/up -> gate_up_proj).
-VLLM_LORA_TARGETS = {model_type: _DECODER_TARGETS for model_type in
-                     ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "granite", "olmo2")}
 EMBEDDING_TARGETS = {"embed_tokens", "lm_head"}
+_ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
+_MLP = {"gate_proj", "up_proj", "down_proj"}
+# LoRA targets (adapter module names, i.e. the Hugging Face names) vLLM loads per config.json model_type.
+# vLLM expects the leaf names of its own linear layers, each packed one expanded by the class's
+# packed_modules_mapping (qkv_proj -> q/k/v_proj, gate_up_proj -> gate/up_proj), plus the names in its
+# embedding_modules (worker_manager._load_adapter, lora/utils.py get_supported_lora_modules); anything
+# else in the adapter's weights is refused by lora_model.from_local_checkpoint. Read from vLLM 0.33's
+# model_executor/models/<arch>.py:
+VLLM_LORA_TARGETS = {
+    # LlamaForCausalLM (and Qwen3's, Granite's) declare embed_tokens/lm_head as embedding modules.
+    "llama": _ATTENTION | _MLP | EMBEDDING_TARGETS,
+    "qwen3": _ATTENTION | _MLP | EMBEDDING_TARGETS,
+    "granite": _ATTENTION | _MLP | EMBEDDING_TARGETS,
+    # MistralForCausalLM sets embedding_modules = {} ("We don't support LoRA on the embedding layers");
+    # Qwen2 (also DeepSeek-R1-Distill-Qwen) and the Gemmas declare none.
+    "mistral": _ATTENTION | _MLP,
+    "qwen2": _ATTENTION | _MLP,
+    "gemma": _ATTENTION | _MLP,
+    "gemma2": _ATTENTION | _MLP,
+    "gemma3_text": _ATTENTION | _MLP,  # Gemma3ForCausalLM (text-only checkpoints such as gemma-3-1b-it)
+    # Gemma3ForConditionalGeneration: the language model's names. Its vision tower's (out_proj, fc1, fc2)
+    # load, but are applied only with --enable-tower-connector-lora (experimental), so they are refused here.
+    "gemma3": _ATTENTION | _MLP,
+    # Phi3ForCausalLM maps qkv_proj -> [qkv_proj] and gate_up_proj -> [gate_up_proj]: Phi-3's checkpoints
+    # (and so its adapters) already hold the fused layers; q_proj etc. do not exist. Embeddings as Llama.
+    "phi3": {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"} | EMBEDDING_TARGETS,
+    # GptOssForCausalLM: attention only among module targets. The MoE experts are 3-D parameters
+    # (PEFT's target_parameters, stored as mlp.experts[.base_layer]), not modules; the router is a plain
+    # parameter pair in transformers (not an nn.Linear). No embedding modules.
+    "gpt_oss": _ATTENTION,
+    # Olmo2 runs on vLLM's Transformers backend: the Hugging Face linear names, and embed_tokens only.
+    "olmo2": _ATTENTION | _MLP | {"embed_tokens"},
+}
+# PEFT's target_parameters (LoRA on nn.Parameters rather than modules) vLLM loads only as the experts of a
+# fused 3-D mixture of experts (classes with is_3d_moe_weight; lora_model.py's ".experts" case): PEFT saves
+# them as mlp.experts.base_layer (gate_up_proj) and mlp.experts (down_proj).
+VLLM_LORA_TARGET_PARAMETERS = {"gpt_oss": {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}}
 
 
 def vllm_max_lora_rank(rank: int) -> int:
@@ -70,6 +102,13 @@ def vllm_adapter_problems(adapter_config: dict[str, Any], base_config: dict[str,
         if unsupported:
             problems.append(f"target_modules: {unsupported} are not LoRA targets vLLM supports for {model_type} "
                             f"(supported: {', '.join(sorted(VLLM_LORA_TARGETS[model_type]))})")
+    parameters = adapter_config.get("target_parameters") or []
+    if parameters and model_type in VLLM_LORA_TARGETS:
+        allowed = VLLM_LORA_TARGET_PARAMETERS.get(model_type, set())
+        unsupported = sorted(p for p in parameters if not any(p == a or p.endswith("." + a) for a in allowed))
+        if unsupported:
+            problems.append(f"target_parameters: {unsupported} are not parameter LoRAs vLLM loads for {model_type} "
+                            f"(it loads them only on the MoE experts of {', '.join(VLLM_LORA_TARGET_PARAMETERS)})")
     if embedding_vocab is not None and base_config and embedding_vocab != base_config.get("vocab_size"):
         problems.append(f"target_modules: the embedding LoRA covers {embedding_vocab} tokens but the base vocabulary "
                         f"has {base_config.get('vocab_size')}; vLLM has no extra-vocabulary support")

@@ -39,6 +39,8 @@ def expected_lora_modules(model_cls: Any, base_dir: str) -> set[str]:
     supported = {packed_of.get(n.rsplit(".", 1)[-1], n.rsplit(".", 1)[-1]) for n, m in hf_model.named_modules()
                  if isinstance(m, torch.nn.Linear) and m is not head}
     supported |= set(getattr(model_cls, "embedding_modules", {}))
+    if getattr(model_cls, "is_3d_moe_weight", False):  # its fused-MoE layer, named experts, takes expert LoRAs
+        supported.add("experts")
     expected = set()
     for name in supported:
         expected.update(packed.get(name, [name]))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one run of under 8 minutes, on a machine with no network:
+# The checks that need a GPU, in one run of under 10 minutes, on a machine with no network:
 #   1. install the wheelhouse built here by scripts/make_wheelhouse.sh (.whl) next to the image's CUDA torch,
-#   2. run the @pytest.mark.gpu tests (bitsandbytes 4-bit CUDA kernels, bf16, NCCL),
+#   2. run the @pytest.mark.gpu tests (bitsandbytes 4-bit CUDA kernels, bf16, NCCL, a bf16 LoRA step per family),
 #   3. benchmark qlora, lora and full_zero3 against plain TRL on a Llama-3.2-1B-shaped model
 #      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set).
 set -euo pipefail
@@ -16,5 +16,8 @@ fi
 nvidia-smi -L
 python3 -c "import torch, transformers, peft, trl, bitsandbytes, deepspeed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__)"
 timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
-timeout 300 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-30}"
+# One tiny model per architecture family (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3, Phi-3, GPT-OSS), each with
+# its real chat template, three LoRA steps in bf16 on CUDA.
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model_families.py
+timeout 180 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-20}"
 if [ -n "${OUT:-}" ]; then cp docs/benchmarks.md "$OUT/"; fi

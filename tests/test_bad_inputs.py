@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import chat, run_cli, write_jsonl
+from tests.conftest import ROOT, chat, run_cli, write_jsonl
 
 GOOD_CHAT = [chat(f"What is {i} plus {i}?", f"It is {2 * i}.") for i in range(20)]
 # What a failed run may leave in its run directory: Hydra's record of the config and the log.
@@ -72,7 +72,28 @@ CASES = {
     "preference_data_with_sft_recipe": Case(
         [], ["data.format", "recipe 'lora'", "but the data is 'preference'"],
         data=[{"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."}] * 3),
+    # --- chat templates: a template's own error, or one whose answers cannot be located, names the record ---
+    "template_rejects_system_message": Case(
+        ["checks=off", "model.chat_template={root}/tests/chat_templates/gemma2.jinja"],
+        ["{data}:3:", "chat template rejects this conversation: System role not supported"],
+        data=[*GOOD_CHAT[:2], {"messages": [{"role": "system", "content": "Be brief."}, *GOOD_CHAT[2]["messages"]]},
+              *GOOD_CHAT[3:]]),
+    "template_without_the_answer": Case(
+        ["checks=off", "model.chat_template={root}/tests/data/template_without_content.jinja"],
+        ["{data}:1:", "turn 1 (assistant)", "does not write the assistant's content"], data=GOOD_CHAT),
+    "reasoning_field_not_a_string": Case(
+        [], ["{data}:2:", "messages[1].reasoning_content is int, expected a string"],
+        data=[GOOD_CHAT[0], {"messages": [{"role": "user", "content": "Hi"},
+                                          {"role": "assistant", "content": "Hello", "reasoning_content": 5}]}]),
+    "reasoning_on_a_user_turn": Case(
+        [], ["{data}:2:", "messages[0].thinking: only assistant turns carry reasoning"],
+        data=[GOOD_CHAT[0], {"messages": [{"role": "user", "content": "Hi", "thinking": "hm"},
+                                          {"role": "assistant", "content": "Hello"}]}]),
     # --- config errors, named by key ---
+    "unknown_chat_template": Case(["model.chat_template=nope"], ["model.chat_template:", "no bundled template",
+                                                                 "chatml"]),
+    "max_length_over_the_context": Case(["model.context_length=128", "data.max_length=256"],
+                                        ["data.max_length: 256 is longer than the context", "context_length=128"]),
     "unknown_recipe": Case(["recipe=nope"], ["Could not find 'recipe/nope'"], also=["full", "lora"]),
     "unknown_config_key": Case(["training.nonsense=1"], ["training.nonsense"], also=["not in 'TrainingConfig'"]),
     "wrongly_typed_value": Case(["training.learning_rate=abc"], ["training.learning_rate=abc"],
@@ -111,7 +132,7 @@ def test_user_error_exits_2_with_one_line_and_no_output(case: Case, tmp_path: Pa
     write_jsonl(tmp_path / "eval.jsonl", [GOOD_CHAT[0], {"messages": [{"role": "robot", "content": "x"}]}])
     before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     run_dir = tmp_path / "run"
-    subst = {"tmp": str(tmp_path), "data": str(data_path)}
+    subst = {"tmp": str(tmp_path), "data": str(data_path), "root": str(ROOT)}
     overrides = [o.format(**subst) for o in case.overrides]
     if not any(o.startswith("data.path=") for o in overrides):
         overrides.append(f"data.path={data_path}")

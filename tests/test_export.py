@@ -42,6 +42,7 @@ def test_rank_above_vllm_limit():
     ({"target_modules": ["q_proj", "mlp"]}, "target_modules:"),
     ({"target_modules": ".*proj"}, "target_modules:"),
     ({"trainable_token_indices": [5, 6]}, "trainable_token_indices:"),
+    ({"target_parameters": ["mlp.experts.gate_up_proj"]}, "target_parameters:"),
     ({"peft_type": "IA3"}, "peft_type:"),
 ])
 def test_each_vllm_rule_names_its_key(change: dict[str, Any], key: str):
