@@ -196,3 +196,24 @@ def test_several_processes_must_share_a_named_run_dir(monkeypatch: pytest.Monkey
     result = run_cli(["logger=none"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "hydra.run.dir: a launch of several processes needs hydra.run.dir=DIR" in result.stderr
+
+
+def test_a_replaced_template_and_its_arguments_travel_with_the_export(tmp_path: Path, tiny_model_dir: Path):
+    """model.chat_template=chatml (generation markers) trains, and the export carries the template, the
+    template arguments (in finetune_export.json and the serve command) and what the template did."""
+    from finetune.run import run
+    from finetune.templates import read_chat_template
+
+    cfg = compose([*FAST, "checks.run=[template]", "checks.fail_on=[template]", "model.chat_template=chatml",
+                   "+data.chat_template_kwargs.flavour=plain"])
+    result = run(cfg, tmp_path)
+    assert result.summary["status"] == "completed"
+    assert result.summary["data"]["template_notes"] == {"generation_markers": result.summary["data"]["train_records"]}
+    adapter = Path(result.summary["export"]["path"])
+    assert (adapter / "chat_template.jinja").read_text() == read_chat_template("chatml")
+    info = json.loads((adapter / "finetune_export.json").read_text())
+    assert info["chat_template_kwargs"] == {"flavour": "plain"} and info["chat_template_replaced"] is True
+    command = result.summary["export"]["vllm_command"]
+    assert f"--chat-template {adapter}/chat_template.jinja" in command
+    assert """--default-chat-template-kwargs '{"flavour": "plain"}'""" in command
+    assert "## Chat template" in (adapter / "README.md").read_text()
