@@ -267,3 +267,17 @@ def test_data_checks_cli_takes_the_template_and_its_arguments(tmp_path: Path):
     no_content = Path(__file__).resolve().parent / "data" / "template_without_content.jinja"
     assert main([*args, "--chat-template", str(no_content)]) == 1  # the answer cannot be located
     assert main([str(data), "--chat-template-kwargs", "{}"]) == 2  # needs --tokenizer
+
+
+@pytest.mark.parametrize("family,end_of_turn", [("qwen3", "<|im_end|>"), ("llama3_1", "<|eot_id|>"),
+                                                ("gemma3", "<end_of_turn>"), ("phi4_mini", "<|end|>"),
+                                                ("gpt_oss", "<|return|>"), ("mistral_nemo", "</s>"),
+                                                ("deepseek_r1_distill", "<｜end▁of▁sentence｜>")])
+def test_the_export_stops_on_each_familys_end_of_turn_token(family: str, end_of_turn: str):
+    from finetune.export import stop_token_ids
+
+    tok = tokenizer(family)
+    stops = stop_token_ids(tok)
+    assert tok.convert_tokens_to_ids(end_of_turn) in stops and tok.eos_token_id in stops
+    if family == "gpt_oss":  # <|end|> closes the analysis channel mid-answer: stopping there would cut it
+        assert tok.convert_tokens_to_ids("<|end|>") not in stops

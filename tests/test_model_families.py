@@ -252,6 +252,9 @@ def test_three_lora_steps_with_the_family_template(arch: str, built: Any, tmp_pa
     assert metrics["steps"] == 3
     assert all(math.isfinite(e["eval_loss"]) for e in metrics["eval_history"]), metrics["eval_history"]
     assert check_adapter(run_dir / "adapter", json.loads((built(arch) / "config.json").read_text())) == []
+    if VLLM_PYTHON.exists():  # vLLM's own loader takes the trained adapter as `vllm serve --enable-lora` would
+        [verdict] = _vllm_check(run_dir / "adapter")
+        assert verdict["accepted"], verdict
 
 
 def test_an_mxfp4_checkpoint_is_dequantised_for_lora_and_refused_for_qlora(tmp_path: Path):
