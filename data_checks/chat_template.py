@@ -87,7 +87,10 @@ class ChatTemplate:
             raise
         except Exception as exc:  # jinja2's TemplateError from raise_exception, or a template bug on this input
             message = str(exc).strip() or type(exc).__name__
-            raise TemplateError(f"the chat template rejects this conversation: {message}") from None
+            if type(exc).__name__ == "TemplateSyntaxError":
+                raise TemplateError(f"the chat template does not parse: {message}") from None
+            raise TemplateError(f"the chat template rejects this conversation: {message} (change the record, or "
+                                "give model.chat_template a template that accepts it)") from None
 
     def encode(self, messages: list[dict[str, Any]]) -> Encoding:
         """The training examples of one conversation ending on an assistant turn (see the module docstring)."""

@@ -130,7 +130,7 @@ def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, t
             return [_row(ids, [1] * len(ids), max_length)]
         encoding = chat.encode(example["messages"])
     except TemplateError as exc:
-        raise UserError(f"the tokenizer's chat template: {exc}") from None
+        raise UserError(str(exc)) from None
     if notes is not None:
         notes |= encoding.notes
     return [_row(e.input_ids, e.mask, max_length) for e in encoding.examples]

@@ -27,4 +27,19 @@ def read_chat_template(name: str) -> str:
         raise ConfigError("model.chat_template", f"cannot read {path}: {exc}") from None
     if not text.strip():
         raise ConfigError("model.chat_template", f"{path} is empty")
+    _check_syntax(text, path)
     return text
+
+
+def _check_syntax(text: str, path: Path) -> None:
+    """Compile the template as transformers does (its jinja environment, `{% generation %}` included)."""
+    try:
+        from jinja2 import TemplateSyntaxError
+        from transformers.utils.chat_template_utils import _compile_jinja_template
+    except ImportError:  # a transformers without this helper: the first rendering reports it instead
+        return
+    try:
+        _compile_jinja_template(text)
+    except TemplateSyntaxError as exc:
+        raise ConfigError("model.chat_template", f"{path}:{exc.lineno}: the template does not parse: "
+                          f"{exc.message}") from None

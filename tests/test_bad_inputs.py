@@ -92,6 +92,9 @@ CASES = {
     # --- config errors, named by key ---
     "unknown_chat_template": Case(["model.chat_template=nope"], ["model.chat_template:", "no bundled template",
                                                                  "chatml"]),
+    "chat_template_that_does_not_parse": Case(
+        ["model.chat_template={root}/tests/data/template_that_does_not_parse.jinja"],
+        ["model.chat_template:", "template_that_does_not_parse.jinja:2:", "does not parse"]),
     "max_length_over_the_context": Case(["model.context_length=128", "data.max_length=256"],
                                         ["data.max_length: 256 is longer than the context", "context_length=128"]),
     "unknown_recipe": Case(["recipe=nope"], ["Could not find 'recipe/nope'"], also=["full", "lora"]),

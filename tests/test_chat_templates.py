@@ -233,9 +233,11 @@ def test_the_gate_names_the_line_of_a_conversation_the_template_rejects():
                {"messages": _conversation(False, 2)}]
     result = check_template(_loaded(records), "chat", ChatTemplate(tokenizer("gemma2")))
     assert not result.passed
-    assert result.violations == [{"record": 1, "line": 2,
-                                  "problem": "chat template: the chat template rejects this conversation: "
-                                             "System role not supported"}]
+    [violation] = result.violations
+    assert (violation["record"], violation["line"]) == (1, 2)
+    assert violation["problem"].startswith("chat template: the chat template rejects this conversation: "
+                                           "System role not supported (change the record, or give "
+                                           "model.chat_template")
 
 
 def test_the_gate_reports_what_the_template_does_to_reasoning():
