@@ -217,6 +217,9 @@ class TrainConfig:
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    # Any field of the objective's TRL config (SFTConfig / DPOConfig / GRPOConfig), merged last over what the
+    # other nodes set: +trl.optim=paged_adamw_8bit, +trl.neftune_noise_alpha=5, +trl.rpo_alpha=1.0, ...
+    trl: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
     resume: str = "auto"  # auto: from the run directory's latest complete checkpoint; never; or a checkpoint path
 
@@ -320,6 +323,8 @@ def validate(cfg: Any) -> None:
         check_format_fits(cfg, fmt)
     if cfg.logger.kind == LoggerKind.wandb and cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logger.mode", f"must be offline, online or disabled, got {cfg.logger.mode!r}")
+    if cfg.get("trl"):
+        check_trl_keys(objective, list(cfg.trl))
     problems = checks_config(cfg).problems()
     if problems:
         key, problem = problems[0].split(": ", 1)
@@ -336,6 +341,26 @@ def _check_against_schema(cfg: Any) -> None:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or "config"
         raise ConfigError(key, str(exc).splitlines()[0]) from None
+
+
+def trl_config_class(objective: Objective) -> Any:
+    import trl
+
+    return {Objective.sft: trl.SFTConfig, Objective.dpo: trl.DPOConfig, Objective.grpo: trl.GRPOConfig}[objective]
+
+
+def check_trl_keys(objective: Objective, keys: list[str]) -> None:
+    """Every `trl.KEY` is a field of the objective's TRL config class, or ConfigError naming it."""
+    import dataclasses
+    import difflib
+
+    config_cls = trl_config_class(objective)
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    for key in keys:
+        if key not in fields:
+            close = difflib.get_close_matches(key, sorted(fields), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"trl.{key}", f"not a field of TRL's {config_cls.__name__}{hint}")
 
 
 def checks_config(cfg: Any) -> ChecksConfig:

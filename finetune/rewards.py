@@ -124,6 +124,9 @@ def gsm8k_final_number(completions: list, answer: Optional[list] = None, **kwarg
     return rewards
 
 
+gsm8k_final_number.dataset_columns = ("answer",)  # checked against the data before any model loads
+
+
 def format_reward(completions: list, pattern: Optional[str] = None, **kwargs: Any) -> list[float]:
     """1.0 when `re.search(pattern, text)` matches the completion's text, else 0.0.
 
@@ -172,6 +175,9 @@ def keyword_reward(completions: list, column: str = "target", case_sensitive: bo
     return rewards
 
 
+keyword_reward.dataset_columns = lambda params: (params.get("column", "target"),)
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 class NamedReward:
@@ -204,6 +210,39 @@ def _unwrap(func: Any) -> Any:
     while isinstance(func, functools.partial):
         func = func.func
     return func
+
+
+def reward_columns(reward: Callable[..., Any]) -> tuple[str, ...]:
+    """The dataset columns a reward reads, as its function declares them in `dataset_columns` (a tuple of
+    names, or a function of the reward's parameters); () when it declares none."""
+    func = getattr(reward, "__wrapped__", reward)
+    params: dict[str, Any] = {}
+    inner = _unwrap(func)
+    try:
+        params.update({k: p.default for k, p in inspect.signature(inner).parameters.items()
+                       if p.default is not inspect.Parameter.empty})
+    except (TypeError, ValueError):
+        pass
+    while isinstance(func, functools.partial):
+        params.update(func.keywords)
+        func = func.func
+    declared = getattr(inner, "dataset_columns", ())
+    return tuple(declared(params) if callable(declared) else declared)
+
+
+def check_reward_columns(rewards: Iterable[Callable[..., Any]], datasets: Iterable[Any]) -> None:
+    """Every column a reward reads is in every record of `datasets` (LoadedData): else a DataError naming the
+    file, the first record's line that lacks it, and the reward (before any model is loaded)."""
+    from data_checks import DataError
+
+    for data in datasets:
+        for reward in rewards:
+            for column in reward_columns(reward):
+                for record, line in zip(data.records, data.lines, strict=True):
+                    if column not in record:
+                        present = ", ".join(sorted(record)) or "none"
+                        raise DataError(data.path, line, f"reward {reward.__name__!r} (grpo.rewards) reads the "
+                                        f"column {column!r}, which this record lacks (its columns: {present})")
 
 
 def name_reward(name: str, func: Callable[..., Any]) -> NamedReward:

@@ -131,6 +131,13 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
                  "hydra.run.dir, or here with resume=never.", run_dir, finished["status"])
         return RunResult(finished)
     splits = load_splits(cfg)
+    objective = Objective(cfg.recipe.objective)
+    rewards = None
+    if objective is Objective.grpo:  # a reward's missing column fails here, before anything loads
+        from finetune.rewards import check_reward_columns, load_rewards
+
+        rewards = load_rewards(list(cfg.grpo.rewards))
+        check_reward_columns(rewards, [splits.train, splits.eval])
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
     source = model_source(cfg)
@@ -147,7 +154,6 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
             write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
 
-    objective = Objective(cfg.recipe.objective)
     train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, chat, objective)
 
     # TRL and the trainer are imported only once the config and the data are known to be good.
@@ -158,11 +164,6 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     from finetune.trainer import build_trainer
 
     configure_logger(cfg, run_dir)
-    rewards = None
-    if objective is Objective.grpo:
-        from finetune.rewards import load_rewards
-
-        rewards = load_rewards(list(cfg.grpo.rewards))
     checkpoint = resume_checkpoint(cfg.resume, run_dir, is_main_process())
     summary["resumed_from"] = str(checkpoint) if checkpoint else None
     from transformers import set_seed

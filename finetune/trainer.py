@@ -14,7 +14,7 @@ from typing import Any
 
 from finetune.callbacks import RunMetricsCallback, early_stopping_callback
 from finetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
-from finetune.config import EVAL_METRIC, LoggerKind, Objective, Precision, batch_layout
+from finetune.config import EVAL_METRIC, LoggerKind, Objective, Precision, batch_layout, trl_config_class
 from finetune.modeling import torch_dtype
 
 log = logging.getLogger(__name__)
@@ -145,14 +145,22 @@ def objective_args(cfg: Any) -> dict[str, Any]:
             "chat_template_kwargs": dict(cfg.data.chat_template_kwargs) or None}
 
 
+def trl_arguments(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
+    """The keyword arguments of the objective's TRL config: the common ones, the objective's, then `trl:`
+    (validated against the config class in `config.validate`) over both."""
+    from omegaconf import OmegaConf
+
+    passed = OmegaConf.to_container(cfg.trl, resolve=True) if OmegaConf.is_config(cfg.get("trl")) else {}
+    return {**common_args(cfg, run_dir, train_examples, resuming), **objective_args(cfg), **(passed or {})}
+
+
 def trl_classes(objective: Objective) -> tuple[Any, Any]:
     """The objective's TRL config class, and its trainer class with atomic checkpoints mixed in."""
     import trl
 
-    config_cls, trainer_cls = {Objective.sft: (trl.SFTConfig, trl.SFTTrainer),
-                               Objective.dpo: (trl.DPOConfig, trl.DPOTrainer),
-                               Objective.grpo: (trl.GRPOConfig, trl.GRPOTrainer)}[objective]
-    return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
+    trainer_cls = {Objective.sft: trl.SFTTrainer, Objective.dpo: trl.DPOTrainer,
+                   Objective.grpo: trl.GRPOTrainer}[objective]
+    return trl_config_class(objective), type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
 
 
 def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
@@ -167,7 +175,7 @@ def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], 
         ensure_distributed_env()
     own_port_for_a_world_of_one()
     config_cls, trainer_cls = trl_classes(objective)
-    args = config_cls(**common_args(cfg, run_dir, len(train_rows), resuming), **objective_args(cfg))
+    args = config_cls(**trl_arguments(cfg, run_dir, len(train_rows), resuming))
     callbacks = [early_stopping_callback(cfg.training.early_stopping_patience, cfg.training.early_stopping_threshold),
                  RunMetricsCallback(), PreemptionCallback()]
     extra = {"reward_funcs": reward_funcs} if objective is Objective.grpo else {}

@@ -89,7 +89,14 @@ CASES = {
         [], ["{data}:2:", "messages[0].thinking: only assistant turns carry reasoning"],
         data=[GOOD_CHAT[0], {"messages": [{"role": "user", "content": "Hi", "thinking": "hm"},
                                           {"role": "assistant", "content": "Hello"}]}]),
+    "reward_column_missing": Case(  # found before the gates or any model: not at the step-0 evaluation
+        ["recipe=grpo", "grpo.rewards=[gsm8k]"],
+        ["{data}:1:", "reward 'gsm8k' (grpo.rewards) reads the column 'answer', which this record lacks",
+         "its columns: prompt"],
+        data=[{"prompt": f"What is {i} plus {i}?"} for i in range(20)]),
     # --- config errors, named by key ---
+    "misspelt_trl_key": Case(["+trl.optimm=adamw_torch"], ["trl.optimm: not a field of TRL's SFTConfig",
+                                                           "did you mean optim"]),
     "unknown_chat_template": Case(["model.chat_template=nope"], ["model.chat_template:", "no bundled template",
                                                                  "chatml"]),
     "chat_template_that_does_not_parse": Case(

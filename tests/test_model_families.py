@@ -270,3 +270,50 @@ def test_an_mxfp4_checkpoint_is_dequantised_for_lora_and_refused_for_qlora(tmp_p
         load_model(cfg, str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
     assert not _is_mxfp4(cfg, str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,family,notes", [
+    ("qwen3", "qwen3", {"reasoning_dropped_from_history"}),
+    ("qwen2", "deepseek_r1_distill", {"reasoning_dropped_from_history", "reasoning_reinserted"})])
+def test_a_reasoning_family_trains_its_reasoning(arch: str, family: str, notes: set[str], tmp_path: Path):
+    """Qwen3 and a DeepSeek-R1 distill (a Qwen2 model) on two-turn chats whose answers carry reasoning: each
+    turn trains as its own example with its reasoning in the answer mask, and the export passes vLLM's rules."""
+    from finetune.data import tokenize_split
+    from finetune.export import check_adapter
+    from finetune.modeling import load_tokenizer
+
+    info = json.loads((TEMPLATES / "families.json").read_text())[family]
+    model_dir = build_tiny_family(arch, tmp_path / "model", (TEMPLATES / info["file"]).read_text(), info["bos_token"],
+                                  info["eos_token"], info["pad_token"], info["special_tokens"])
+    records = [{"messages": [{"role": "system", "content": "Answer briefly."},
+                             {"role": "user", "content": f"What is {i} plus {i}?"},
+                             {"role": "assistant", "content": f"It is {2 * i}.",
+                              "reasoning_content": f"Add {i} twice."},
+                             {"role": "user", "content": "And doubled?"},
+                             {"role": "assistant", "content": f"<think>\n{2 * i} times two.\n</think>\n\n{4 * i}."}]}
+               for i in range(20)]
+    data = write_jsonl(tmp_path / "reasoning.jsonl", records)
+    overrides = [f"model.path={model_dir}", "model.name=x", "model.build=null", f"data.path={data}"]
+
+    # The answer mask holds each turn's reasoning: decoded masked tokens of the first record's examples.
+    from data_checks import read_records
+
+    cfg = compose(overrides)
+    tokenizer = load_tokenizer(cfg, str(model_dir))
+    rows, stats = tokenize_split(read_records(str(data)), "chat", tokenizer, 512, "answers", "train")
+    assert stats.examples == 2 * stats.records and set(stats.template_notes) >= notes
+    trained = [tokenizer.decode([t for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True) if m])
+               for r in rows[:2]]
+    assert "Add 0 twice." in trained[0] and "0 times two." in trained[1]
+
+    run_dir = tmp_path / "run"
+    result = run_cli([*overrides, "data.max_length=512", "training.max_steps=3", "training.eval_every_steps=3",
+                      "checks.run=[template]", "checks.fail_on=[template]", "logger=none", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and set(summary["data"]["template_notes"]) >= notes
+    assert set(summary["gates"]["checks"]["template"]["template_notes"]) >= notes
+    assert check_adapter(run_dir / "adapter", json.loads((model_dir / "config.json").read_text())) == []
+    card = (run_dir / "adapter" / "README.md").read_text()
+    assert "drops reasoning from earlier turns" in card
