@@ -22,15 +22,21 @@ os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`@pytest.mark.gpu` tests need CUDA: skipped, with the reason, where there is none."""
-    import torch
-
-    if torch.cuda.is_available():
+    """`@pytest.mark.gpu` tests need CUDA: skipped, with the reason, where there is none. torch is imported only
+    when a GPU test was collected, so the data_checks tests run where torch is not installed."""
+    gpu_tests = [item for item in items if "gpu" in item.keywords]
+    if not gpu_tests:
         return
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return
+    except ImportError:
+        pass
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run scripts/gpu_check.sh on a GPU machine)")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    for item in gpu_tests:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +44,16 @@ def tiny_model_dir() -> Path:
     from finetune.tiny_model import TINY_MODEL_VERSION, ensure_tiny_model
 
     return ensure_tiny_model(Path(os.environ["FINETUNE_CACHE"]) / TINY_MODEL_VERSION)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's tokenizer alone (the same deterministic build), saved without torch: for data_checks tests."""
+    from finetune.tiny_model import build_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-tokenizer")
+    build_tokenizer().save_pretrained(out)
+    return out
 
 
 def compose(overrides: list[str] | None = None) -> Any:

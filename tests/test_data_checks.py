@@ -336,10 +336,10 @@ def test_check_template_caps_the_list_not_the_count():
     assert [v["line"] for v in result.violations] == [1, 2, 3, 4, 5]
 
 
-def test_check_template_renders_chat_through_the_tokenizer(tiny_model_dir: Path):
+def test_check_template_renders_chat_through_the_tokenizer(tiny_tokenizer_dir: Path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     good = [chat("q", "a"), _msgs("system", "user", "assistant")]
     assert check_template(_data(good), "chat", tokenizer=tokenizer).passed
     # A real template that refuses system messages (as some model families' templates do).
@@ -676,10 +676,10 @@ def test_streamed_and_in_memory_reports_are_identical(tmp_path: Path, case: str)
         assert not new["passed"]
 
 
-def test_streamed_and_in_memory_reports_match_with_a_tokenizer(tmp_path: Path, tiny_model_dir: Path):
+def test_streamed_and_in_memory_reports_match_with_a_tokenizer(tmp_path: Path, tiny_tokenizer_dir: Path):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
     tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
                                "{{ raise_exception('System role not supported') }}{% endif %}"
                                "{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}")
