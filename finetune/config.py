@@ -17,13 +17,8 @@ from omegaconf import MISSING, OmegaConf
 
 from data_checks.config import ChecksConfig
 from finetune.errors import ConfigError
+from finetune.objectives import Objective, ObjectiveSpec, objective_spec
 from finetune.templates import read_chat_template
-
-
-class Objective(str, Enum):
-    sft = "sft"  # TRL SFTTrainer
-    dpo = "dpo"  # TRL DPOTrainer
-    grpo = "grpo"  # TRL GRPOTrainer
 
 
 class Adaptation(str, Enum):
@@ -236,11 +231,6 @@ def register_schema() -> None:
 
 # Seed defaults: small ranks suffice for classification/extraction, generation gets more capacity.
 DEFAULT_RANK = {TaskType.generation: 64, TaskType.classification: 16, TaskType.extraction: 16}
-FORMATS_FOR_OBJECTIVE = {Objective.sft: ("chat", "alpaca", "prompt_completion", "text"),
-                         Objective.dpo: ("preference",), Objective.grpo: ("prompt",)}
-# The metric each objective stops early on and keeps the best checkpoint by: (name, greater is better).
-EVAL_METRIC = {Objective.sft: ("eval_loss", False), Objective.dpo: ("eval_loss", False),
-               Objective.grpo: ("eval_reward", True)}
 
 
 def resolved_rank(cfg: Any) -> int:
@@ -249,18 +239,6 @@ def resolved_rank(cfg: Any) -> int:
 
 def resolved_alpha(cfg: Any) -> int:
     return cfg.lora.alpha if cfg.lora.alpha is not None else 2 * resolved_rank(cfg)
-
-
-def batch_layout(cfg: Any, world_size: int) -> tuple[int, int]:
-    """(per-device batch, gradient accumulation) that reach `training.effective_batch_size` exactly."""
-    effective = cfg.training.effective_batch_size
-    if effective % world_size:
-        raise ConfigError("training.effective_batch_size",
-                          f"{effective} is not divisible by the number of processes ({world_size})")
-    per_process = effective // world_size
-    per_device = max(d for d in range(1, min(per_process, cfg.training.max_per_device_batch_size) + 1)
-                     if per_process % d == 0)
-    return per_device, per_process // per_device
 
 
 def validate(cfg: Any) -> None:
@@ -298,33 +276,20 @@ def validate(cfg: Any) -> None:
         raise ConfigError("lora.alpha", f"must be positive, got {cfg.lora.alpha}")
     if not 0 <= cfg.lora.dropout < 1:
         raise ConfigError("lora.dropout", f"must be in [0, 1), got {cfg.lora.dropout}")
-    adaptation, objective = Adaptation(cfg.recipe.adaptation), Objective(cfg.recipe.objective)
+    adaptation, spec = Adaptation(cfg.recipe.adaptation), objective_spec(cfg)
     if cfg.export.merge and adaptation is Adaptation.full:
         raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; it exports a full model anyway")
     if adaptation is Adaptation.qlora and cfg.recipe.deepspeed:
         raise ConfigError("recipe.deepspeed", "QLoRA trains on one device; a 4-bit base is not sharded with DeepSpeed "
                           "here (use recipe=lora or recipe=full_zero3 to shard)")
-    if objective is Objective.grpo:
-        g = cfg.grpo
-        if not g.rewards:
-            raise ConfigError("grpo.rewards", "GRPO needs at least one reward (a file name in conf/reward/)")
-        if g.reward_weights is not None and len(g.reward_weights) != len(g.rewards):
-            raise ConfigError("grpo.reward_weights", f"{len(g.reward_weights)} weights for {len(g.rewards)} rewards")
-        if g.num_generations < 2:
-            raise ConfigError("grpo.num_generations", "must be at least 2 (GRPO compares completions of a prompt)")
-        per_device, _ = batch_layout(cfg, 1)
-        if per_device % g.num_generations:  # TRL groups each prompt's generations inside one device batch
-            raise ConfigError("grpo.num_generations", f"{g.num_generations} does not divide the per-device batch "
-                              f"({per_device}); change training.effective_batch_size or grpo.num_generations")
-    if objective is Objective.dpo and not 0 < cfg.dpo.beta:
-        raise ConfigError("dpo.beta", f"must be positive, got {cfg.dpo.beta}")
+    spec.check(cfg)
     fmt = DataFormat(d.format).value
     if fmt != "auto":
         check_format_fits(cfg, fmt)
     if cfg.logger.kind == LoggerKind.wandb and cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logger.mode", f"must be offline, online or disabled, got {cfg.logger.mode!r}")
     if cfg.get("trl"):
-        check_trl_keys(objective, list(cfg.trl))
+        check_trl_keys(spec, list(cfg.trl))
     problems = checks_config(cfg).problems()
     if problems:
         key, problem = problems[0].split(": ", 1)
@@ -343,18 +308,12 @@ def _check_against_schema(cfg: Any) -> None:
         raise ConfigError(key, str(exc).splitlines()[0]) from None
 
 
-def trl_config_class(objective: Objective) -> Any:
-    import trl
-
-    return {Objective.sft: trl.SFTConfig, Objective.dpo: trl.DPOConfig, Objective.grpo: trl.GRPOConfig}[objective]
-
-
-def check_trl_keys(objective: Objective, keys: list[str]) -> None:
+def check_trl_keys(spec: ObjectiveSpec, keys: list[str]) -> None:
     """Every `trl.KEY` is a field of the objective's TRL config class, or ConfigError naming it."""
     import dataclasses
     import difflib
 
-    config_cls = trl_config_class(objective)
+    config_cls, _ = spec.trl_classes()
     fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
     for key in keys:
         if key not in fields:
@@ -370,8 +329,7 @@ def checks_config(cfg: Any) -> ChecksConfig:
 
 def check_format_fits(cfg: Any, fmt: str) -> None:
     """The data format must be one the recipe's objective trains on."""
-    objective = Objective(cfg.recipe.objective)
-    allowed = FORMATS_FOR_OBJECTIVE[objective]
-    if fmt not in allowed:
-        raise ConfigError("data.format", f"recipe {cfg.recipe.name!r} (objective {objective.value}) trains on "
-                          f"{', '.join(allowed)} data, but the data is {fmt!r}")
+    spec = objective_spec(cfg)
+    if fmt not in spec.formats:
+        raise ConfigError("data.format", f"recipe {cfg.recipe.name!r} (objective {spec.objective.value}) trains on "
+                          f"{', '.join(spec.formats)} data, but the data is {fmt!r}")

@@ -181,3 +181,23 @@ def preference_rows(data: LoadedData, template_kwargs: dict[str, Any] | None = N
 def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:
     """Rows for TRL's GRPOTrainer: the prompt plus every other column, which reward functions receive."""
     return [dict(record) for record in data.records]
+
+
+def sft_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """SFT's rows (`ObjectiveSpec.rows`): token ids with answer masks, and what the summary says of them."""
+    max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
+    train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train")
+    evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval")
+    return train, evaluation, {"truncated": stats.truncated, "dropped_no_answer_tokens": stats.dropped_no_answer_tokens,
+                               "train_records": stats.records,
+                               "template_notes": dict(sorted(stats.template_notes.items()))}
+
+
+def dpo_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """DPO's rows: TRL tokenises preference rows itself, with the template arguments."""
+    return preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs), {}
+
+
+def grpo_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """GRPO's rows: each prompt with every other column, for the rewards."""
+    return prompt_rows(splits.train), prompt_rows(splits.eval), {}

@@ -245,6 +245,14 @@ def check_reward_columns(rewards: Iterable[Callable[..., Any]], datasets: Iterab
                                         f"column {column!r}, which this record lacks (its columns: {present})")
 
 
+def prepare_rewards(cfg: Any, splits: Any) -> dict[str, Any]:
+    """GRPO's `prepare` hook (finetune/objectives.py): the reward functions of `grpo.rewards`, checked against
+    the columns of both splits before any model loads, as the trainer's `reward_funcs`."""
+    rewards = load_rewards(list(cfg.grpo.rewards))
+    check_reward_columns(rewards, [splits.train, splits.eval])
+    return {"reward_funcs": rewards}
+
+
 def name_reward(name: str, func: Callable[..., Any]) -> NamedReward:
     """`func` (a function, a partial, a callable object) under `name`, async-aware."""
     inner = _unwrap(func)

@@ -17,12 +17,13 @@ from omegaconf import OmegaConf
 from data_checks import run_gates, summary_table, write_json_atomic
 from data_checks.chat_template import ChatTemplate
 from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
-from finetune.config import EVAL_METRIC, Adaptation, Objective, checks_config, validate
-from finetune.data import load_splits, preference_rows, prompt_rows, tokenize_split
+from finetune.config import Adaptation, checks_config, validate
+from finetune.data import load_splits
 from finetune.export import TemplateUse, export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
 from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
 from finetune.modeling import load_model, load_tokenizer, model_source
+from finetune.objectives import ObjectiveSpec, objective_spec
 from finetune.plots import plot_losses
 
 log = logging.getLogger(__name__)
@@ -33,32 +34,9 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _training_rows(cfg: Any, splits: Any, chat: ChatTemplate, objective: Objective
-                   ) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    """Train and eval rows in the shape the objective's TRL trainer takes, and what the summary says of them."""
-    info: dict[str, Any] = {"format": splits.format, "eval_source": splits.eval_source,
-                            "chat_template_kwargs": chat.kwargs}
-    if objective is Objective.sft:
-        max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
-        train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train")
-        evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval")
-        info.update(truncated=stats.truncated, dropped_no_answer_tokens=stats.dropped_no_answer_tokens,
-                    train_records=stats.records, template_notes=dict(sorted(stats.template_notes.items())))
-    elif objective is Objective.dpo:
-        train, evaluation = preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs)
-    else:
-        train, evaluation = prompt_rows(splits.train), prompt_rows(splits.eval)
-    info.update(train_examples=len(train), eval_examples=len(evaluation))
-    return train, evaluation, info
-
-
-# Eval metrics worth a line in the summary, beyond the early-stopping one: DPO's implicit reward.
-EXTRA_EVAL_METRICS = ("eval_rewards/margins", "eval_rewards/accuracies")
-
-
-def _metrics(objective: Objective, state: Any, train_seconds: float, peak_mb: float) -> dict[str, Any]:
+def _metrics(spec: ObjectiveSpec, state: Any, train_seconds: float, peak_mb: float) -> dict[str, Any]:
     """Measured values only: the eval metric's history, throughput, memory, steps."""
-    metric, _ = EVAL_METRIC[objective]
+    metric = spec.metric
     history = state.log_history
     evals = [(e["step"], e[metric]) for e in history if metric in e]
     tokens = state.num_input_tokens_seen or max((e.get("num_tokens", 0) for e in history), default=0)
@@ -76,7 +54,7 @@ def _metrics(objective: Objective, state: Any, train_seconds: float, peak_mb: fl
     }
     if metric == "eval_loss":
         metrics["eval_loss_initial"], metrics["eval_loss_best"] = metrics["eval_metric_initial"], state.best_metric
-    for key in EXTRA_EVAL_METRICS:
+    for key in spec.summary_metrics:
         values = [e[key] for e in history if key in e]
         if values:
             metrics[key.removeprefix("eval_").replace("/", "_") + "_history"] = values
@@ -131,13 +109,9 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
                  "hydra.run.dir, or here with resume=never.", run_dir, finished["status"])
         return RunResult(finished)
     splits = load_splits(cfg)
-    objective = Objective(cfg.recipe.objective)
-    rewards = None
-    if objective is Objective.grpo:  # a reward's missing column fails here, before anything loads
-        from finetune.rewards import check_reward_columns, load_rewards
-
-        rewards = load_rewards(list(cfg.grpo.rewards))
-        check_reward_columns(rewards, [splits.train, splits.eval])
+    spec = objective_spec(cfg)
+    prepare = spec.hook("prepare")  # e.g. GRPO's rewards, checked against the data: before anything loads
+    trainer_kwargs = prepare(cfg, splits) if prepare else {}
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
     source = model_source(cfg)
@@ -154,7 +128,10 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
             write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
 
-    train_rows, eval_rows, summary["data"] = _training_rows(cfg, splits, chat, objective)
+    train_rows, eval_rows, info = spec.hook("rows")(cfg, splits, chat)
+    summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
+                       "chat_template_kwargs": chat.kwargs, **info,
+                       "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
 
     # TRL and the trainer are imported only once the config and the data are known to be good.
     from transformers import EarlyStoppingCallback
@@ -170,14 +147,14 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
 
     set_seed(cfg.seed)  # LoRA's initial weights come from the global RNG: the same in every run of this config
     model = load_model(cfg, source)
-    trainer = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, rewards,
+    trainer = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
                             resuming=checkpoint is not None)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     history = trainer.state.log_history
     preemption = find_callback(trainer, PreemptionCallback)
     train_seconds = find_callback(trainer, RunMetricsCallback).train_seconds
-    summary["metrics"] = _metrics(objective, trainer.state, train_seconds, peak_memory_mb())
+    summary["metrics"] = _metrics(spec, trainer.state, train_seconds, peak_memory_mb())
     summary["metrics"]["wall_seconds"] = time.perf_counter() - started
     if preemption.preempted:
         return _preempted(summary, trainer, preemption, run_dir)

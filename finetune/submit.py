@@ -81,7 +81,7 @@ def compose_config(overrides: list[str]) -> tuple[Any, Path]:
 
 def job_shape(cfg: Any) -> dict[str, int]:
     """Nodes, GPUs and processes per node, checked against each other and the batch size."""
-    from finetune.config import batch_layout
+    from finetune.batching import batch_layout
 
     s = cfg.slurm
     processes = s.processes_per_node if s.processes_per_node is not None else max(s.gpus_per_node, 1)

@@ -1,7 +1,8 @@
 """Build the TRL trainer for a recipe: the one place a trainer is set up, whatever the objective.
 
 Every objective shares `common_args` (optimisation, evaluation, early stopping, checkpoints,
-logging); `objective_args` adds the few keys that differ (DPO's beta, GRPO's generations).
+logging); the objective's spec (`finetune/objectives.py`) adds the few keys that differ (DPO's beta,
+GRPO's generations) and names the TRL pair; the `trl:` node passes any other field, last.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from finetune.batching import batch_layout
 from finetune.callbacks import RunMetricsCallback, early_stopping_callback
 from finetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
-from finetune.config import EVAL_METRIC, LoggerKind, Objective, Precision, batch_layout, trl_config_class
+from finetune.config import LoggerKind, Precision
 from finetune.modeling import torch_dtype
+from finetune.objectives import objective_spec
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -82,7 +85,7 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
     t = cfg.training
     per_device, accumulation = batch_layout(cfg, world_size())
     dtype = torch_dtype(cfg)
-    metric, greater_is_better = EVAL_METRIC[Objective(cfg.recipe.objective)]
+    spec = objective_spec(cfg)
     log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
              accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
     args = {
@@ -109,8 +112,8 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
         "save_total_limit": t.save_total_limit,
         "restore_callback_states_from_checkpoint": True,  # early stopping's patience survives a resume
         "load_best_model_at_end": True,
-        "metric_for_best_model": metric,
-        "greater_is_better": greater_is_better,
+        "metric_for_best_model": spec.metric,
+        "greater_is_better": spec.greater_is_better,
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
         "report_to": report_to(cfg),
@@ -128,58 +131,37 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
     return args
 
 
-def objective_args(cfg: Any) -> dict[str, Any]:
-    """The keys one objective adds to the common ones."""
-    objective = Objective(cfg.recipe.objective)
-    max_length = cfg.data.max_length
-    if objective is Objective.sft:
-        return {"max_length": max_length}
-    if objective is Objective.dpo:
-        return {"beta": cfg.dpo.beta, "loss_type": [cfg.dpo.loss_type], "max_length": max_length}
-    g = cfg.grpo
-    return {"num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
-            "temperature": g.temperature, "beta": g.beta, "use_vllm": g.use_vllm, "vllm_mode": g.vllm_mode,
-            "reward_weights": list(g.reward_weights) if g.reward_weights is not None else None,
-            "log_completions": False,
-            # Prompts are rendered for generation with the same template arguments as the gates and the export.
-            "chat_template_kwargs": dict(cfg.data.chat_template_kwargs) or None}
-
-
 def trl_arguments(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
     """The keyword arguments of the objective's TRL config: the common ones, the objective's, then `trl:`
     (validated against the config class in `config.validate`) over both."""
     from omegaconf import OmegaConf
 
     passed = OmegaConf.to_container(cfg.trl, resolve=True) if OmegaConf.is_config(cfg.get("trl")) else {}
-    return {**common_args(cfg, run_dir, train_examples, resuming), **objective_args(cfg), **(passed or {})}
+    return {**common_args(cfg, run_dir, train_examples, resuming), **objective_spec(cfg).args(cfg), **(passed or {})}
 
 
-def trl_classes(objective: Objective) -> tuple[Any, Any]:
+def trl_classes(cfg: Any) -> tuple[Any, Any]:
     """The objective's TRL config class, and its trainer class with atomic checkpoints mixed in."""
-    import trl
-
-    trainer_cls = {Objective.sft: trl.SFTTrainer, Objective.dpo: trl.DPOTrainer,
-                   Objective.grpo: trl.GRPOTrainer}[objective]
-    return trl_config_class(objective), type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
+    config_cls, trainer_cls = objective_spec(cfg).trl_classes()
+    return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
 
 
 def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
-                  run_dir: Path, reward_funcs: list[Any] | None = None, resuming: bool = False) -> Any:
-    """The trainer, with the callbacks the run reads its metrics and preemption from."""
+                  run_dir: Path, trainer_kwargs: dict[str, Any] | None = None, resuming: bool = False) -> Any:
+    """The trainer, with the callbacks the run reads its metrics and preemption from. `trainer_kwargs`: what
+    the objective's `prepare` hook built (GRPO's `reward_funcs`)."""
     from datasets import Dataset
 
     from finetune.preemption import PreemptionCallback
 
-    objective = Objective(cfg.recipe.objective)
     if cfg.recipe.deepspeed:
         ensure_distributed_env()
     own_port_for_a_world_of_one()
-    config_cls, trainer_cls = trl_classes(objective)
+    config_cls, trainer_cls = trl_classes(cfg)
     args = config_cls(**trl_arguments(cfg, run_dir, len(train_rows), resuming))
     callbacks = [early_stopping_callback(cfg.training.early_stopping_patience, cfg.training.early_stopping_threshold),
                  RunMetricsCallback(), PreemptionCallback()]
-    extra = {"reward_funcs": reward_funcs} if objective is Objective.grpo else {}
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                           eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
-                          callbacks=callbacks, **extra)
+                          callbacks=callbacks, **(trainer_kwargs or {}))
     return trainer

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from finetune.config import TrainConfig, batch_layout, resolved_alpha, resolved_rank, validate
+from finetune.batching import batch_layout
+from finetune.config import TrainConfig, resolved_alpha, resolved_rank, validate
 from finetune.errors import ConfigError
 from tests.conftest import ROOT, compose
 

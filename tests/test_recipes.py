@@ -92,10 +92,11 @@ def test_grpo_mean_reward_rises(tmp_path: Path, tiny_model_dir: Path):
 
 
 def test_grpo_options_reach_trl():
-    from finetune.trainer import objective_args
+    from finetune.objectives import objective_spec
 
-    args = objective_args(compose(["recipe=grpo", "grpo.use_vllm=true", "grpo.num_generations=8",
-                                   "grpo.rewards=[keyword,length_penalty]", "grpo.reward_weights=[1.0,0.5]"]))
+    cfg = compose(["recipe=grpo", "grpo.use_vllm=true", "grpo.num_generations=8",
+                   "grpo.rewards=[keyword,length_penalty]", "grpo.reward_weights=[1.0,0.5]"])
+    args = objective_spec(cfg).args(cfg)
     assert (args["use_vllm"], args["vllm_mode"], args["num_generations"]) == (True, "colocate", 8)
     assert args["reward_weights"] == [1.0, 0.5]
 

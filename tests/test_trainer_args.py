@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from finetune.config import Objective, validate
+from finetune.config import validate
 from finetune.errors import ConfigError
 from finetune.trainer import trl_arguments, trl_classes
 from tests.conftest import compose
@@ -34,7 +34,7 @@ TRAINING_TO_TRL = {
 def _trl_config(overrides: list[str], tmp_path: Path) -> Any:
     cfg = compose(overrides)
     validate(cfg)
-    config_cls, _ = trl_classes(Objective(cfg.recipe.objective))
+    config_cls, _ = trl_classes(cfg)
     return config_cls(**trl_arguments(cfg, tmp_path, 100))
 
 
@@ -77,3 +77,19 @@ def test_a_misspelt_trl_key_names_itself_and_the_closest_field():
         validate(compose(["+trl.optimm=adamw_torch"]))
     with pytest.raises(ConfigError, match="trl.beta: not a field of TRL's SFTConfig"):
         validate(compose(["+trl.beta=0.2"]))  # DPO's key under an SFT recipe
+
+
+def test_every_objective_spec_resolves_and_names_real_trl_classes():
+    """The registry's hooks import, its TRL pair exists, and every recipe's objective has a spec."""
+    import dataclasses
+
+    from finetune.objectives import OBJECTIVES, Objective
+
+    assert set(OBJECTIVES) == set(Objective)
+    for spec in OBJECTIVES.values():
+        config_cls, trainer_cls = spec.trl_classes()
+        assert dataclasses.is_dataclass(config_cls) and trainer_cls.__name__ == spec.trl_trainer
+        assert callable(spec.hook("rows")) and (spec.prepare is None or callable(spec.hook("prepare")))
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        cfg = compose([f"recipe={'lora' if spec.objective is Objective.sft else spec.objective.value}"])
+        assert set(spec.args(cfg)) <= fields  # every key an objective sets is a field of its TRL config
