@@ -124,7 +124,7 @@ def record_problem(record: dict[str, Any], fmt: str) -> str | None:
     if fmt == "text":
         return _string_problem(record, "text")
     if fmt == "classification":
-        return None  # rows are checked field by field when judgements are read (agreement.py)
+        return None  # rows are checked field by field when judgements are read (data_checks/agreement/reading.py)
     raise ValueError(f"unknown format {fmt!r}")
 
 

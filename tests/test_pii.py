@@ -14,14 +14,14 @@ import pytest
 from data_checks.pii import (
     SUPPORTED_ENTITIES,
     PiiGateConfig,
-    _presidio,
-    _scanner,
     analyzer_engine,
     excerpt,
     find_pii,
     redact,
     scan_pii,
 )
+from data_checks.pii.engine import presidio as _presidio
+from data_checks.pii.scanner import scanner as _scanner
 from tests.conftest import ROOT, needs_shared
 
 ALL = PiiGateConfig(entities=list(SUPPORTED_ENTITIES))
