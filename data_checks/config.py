@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from data_checks.agreement import AgreementGateConfig
 from data_checks.dedup import DedupGateConfig
 from data_checks.pii import PiiGateConfig
+from data_checks.registry import GATES
 
-AVAILABLE_GATES = ("template", "dedup", "pii", "agreement")
+AVAILABLE_GATES = tuple(GATES)
 DEFAULT_GATES = ["template", "dedup", "pii"]  # agreement needs annotation data: `--format classification`
 
 
@@ -41,10 +42,10 @@ class ChecksConfig:
         found = []
         for key in ("run", "fail_on"):
             for name in getattr(self, key):
-                if name not in AVAILABLE_GATES:
-                    found.append(f"checks.{key}: unknown gate {name!r} (available: {', '.join(AVAILABLE_GATES)})")
+                if name not in GATES:
+                    found.append(f"checks.{key}: unknown gate {name!r} (available: {', '.join(GATES)})")
         for name in self.fail_on:
-            if name in AVAILABLE_GATES and name not in self.run:
+            if name in GATES and name not in self.run:
                 found.append(f"checks.fail_on: gate {name!r} is not in checks.run, so it cannot fail")
         if not 0.0 <= self.template.max_violation_rate <= 1.0:
             found.append("checks.template.max_violation_rate: must be between 0 and 1")

@@ -153,13 +153,34 @@ def _turn_order_problem(messages: list[dict[str, Any]]) -> str | None:
     return None
 
 
+ANSWER_FIELDS = {"prompt_completion": ("completion",), "preference": ("chosen", "rejected")}
+
+
+def _answer_problem(record: dict[str, Any], fmt: str) -> str | None:
+    """A message-list answer with no assistant turn, or a conversation (as the chat template gets it,
+    `record_conversations`) whose turns are out of order: training would learn nothing from it."""
+    fields = ANSWER_FIELDS[fmt]
+    for key in fields:
+        value = record[key]
+        if isinstance(value, list) and not any(m["role"] == "assistant" for m in value):
+            return f"{key} has no assistant turn, so nothing in it would be trained on"
+    for key, conversation in zip(fields, record_conversations(record, fmt), strict=False):
+        problem = _turn_order_problem(conversation)
+        if problem is not None:
+            return f"prompt + {key}: {problem}"
+    return None
+
+
 def consistency_problem(record: dict[str, Any], fmt: str) -> str | None:
     """What makes a usable record suspicious as `fmt`, or None."""
     if fmt == "chat":
         return _turn_order_problem(record["messages"])
-    if fmt == "preference":
-        if record["chosen"] == record["rejected"]:
-            return "chosen and rejected are identical"
+    if fmt == "preference" and record["chosen"] == record["rejected"]:
+        return "chosen and rejected are identical"
+    if fmt in ANSWER_FIELDS:
+        problem = _answer_problem(record, fmt)
+        if problem is not None:
+            return problem
     other = detect_format(record)
     if other is not None and other != fmt:
         return f"record looks like {other!r}, the rest of the dataset is {fmt!r}"

@@ -1,177 +1,44 @@
-"""Run the configured gates over a dataset and assemble the one report format.
+"""The one gate pipeline: every configured gate fed in one pass over the records, then the report.
 
-Two entry points give the same report for the same data:
+`check_records` is the pipeline. It starts a `Gate` (data_checks/gate.py) for each name in `checks.run`
+whose spec (data_checks/registry.py) applies to the format, hands each record to all of them together
+with the record's text, and asks each for its result. Where the records come from is the caller's:
 
-- `run_gates(data, ...)` takes records already in memory (`LoadedData`; training uses it);
-- `stream_gates(source, ...)` / `run_gates_streamed(source, ...)` read the source one record at a time
-  (`iter_records`; JSONL and CSV are streamed, other kinds are loaded whole first) and hand each record
-  straight to the per-record work; `data-checks` uses it.
+- `stream_gates(source, ...)` reads a file one record at a time (`iter_records`; JSONL and CSV are
+  streamed, other kinds are loaded whole first); `data-checks` uses it;
+- `run_gates(data, ...)` takes records already in memory (`LoadedData`); training uses it.
 
-Both feed records to a `GatePass`: the template gate's checks (and chat-template rendering), the
-record's text, its length in words, the PII scan and the agreement judgements run per record. After
-the pass only what the gates need is kept: the texts the near-duplicate gate compares (only when it
-runs), the word counts for the length histogram (4 bytes a record), capped lists of violations and
-examples, the judgements. Near-duplicates are then found over the kept texts.
+After the pass only what the gates keep remains (the texts the near-duplicate gate compares, capped
+lists of violations and examples, the judgements) plus the length in words of each record (4 bytes a
+record, for the report's length histogram).
 """
 
 from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from data_checks.agreement import JudgementReader, compute_agreement
 from data_checks.config import ChecksConfig
-from data_checks.dedup import find_near_duplicates
 from data_checks.formats import record_text, resolve_format
-from data_checks.pii import PiiScan
+from data_checks.gate import ANNOTATION_FORMAT, Gate, GateContext
 from data_checks.progress import progress
 from data_checks.records import LoadedData, SkippedLines, iter_records, source_label
-from data_checks.template import TemplateCheck
+from data_checks.registry import GATES
 
-ANNOTATION_FORMAT = "classification"  # rows of judgements: only the agreement gate applies
+__all__ = ["ANNOTATION_FORMAT", "GateRun", "StreamedRun", "check_records", "run_gates", "run_gates_streamed",
+           "stream_gates"]
+
 LENGTH_BINS = 20
 MAX_LISTED_SKIPPED = 100  # unparseable lines listed in the report (all are counted)
 
 
-def _length_histogram(words: Any) -> dict[str, Any]:
-    """The histogram of the records' lengths in words (`words`: one count per record, any integer sequence)."""
-    import numpy as np
-
-    if isinstance(words, array):
-        words = np.frombuffer(words, dtype=np.dtype(f"u{words.itemsize}")) if len(words) else np.empty(0)
-    words = np.asarray(words).astype(np.int64)
-    if not len(words):
-        return {"unit": "words", "bin_edges": [], "counts": [], "mean": 0.0, "max": 0}
-    counts, edges = np.histogram(words, bins=min(LENGTH_BINS, max(1, int(words.max()) + 1)))
-    return {"unit": "words", "bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
-            "mean": float(words.mean()), "max": int(words.max())}
-
-
-def _not_applicable(fmt: str, config: ChecksConfig) -> dict[str, str]:
-    annotations = fmt == ANNOTATION_FORMAT
-    return {name: ("applies to annotation data (--format classification)" if name == "agreement"
-                   else "does not apply to annotation data")
-            for name in config.run if annotations != (name == "agreement")}
-
-
-class GatePass:
-    """The per-record work of every gate in `config.run` that applies to `fmt`, fed one record at a
-    time (`add`); `results` then finishes each gate. Holds no records (see the module docstring)."""
-
-    def __init__(self, path: str, fmt: str, config: ChecksConfig, tokenizer: Any = None,
-                 max_length: int | None = None) -> None:
-        self.fmt, self.config = fmt, config
-        self.not_applicable = _not_applicable(fmt, config)
-        running = [name for name in config.run if name not in self.not_applicable]
-        self.template = TemplateCheck(fmt, tokenizer, config.template.max_violation_rate, max_length) \
-            if "template" in running else None
-        self.dedup_texts: list[str] | None = [] if "dedup" in running else None
-        self.pii = PiiScan(config.pii) if "pii" in running else None
-        self.judgements = JudgementReader(path, config.agreement) if "agreement" in running else None
-        self.word_counts = array("I") if fmt != ANNOTATION_FORMAT else None  # the length histogram's input
-        self.records = 0
-
-    @property
-    def runs_dedup(self) -> bool:
-        return self.dedup_texts is not None
-
-    def add(self, record: dict[str, Any], line: int) -> None:
-        self.records += 1
-        if self.template is not None:
-            self.template.add(record, line)
-        if self.word_counts is not None:
-            text = record_text(record, self.fmt)
-            self.word_counts.append(len(text.split()))
-            if self.dedup_texts is not None:
-                field = self.config.dedup.field
-                self.dedup_texts.append(text if field is None else record_text(record, self.fmt, field))
-            if self.pii is not None:
-                field = self.config.pii.field
-                self.pii.add(text if field is None else record_text(record, self.fmt, field))
-        if self.judgements is not None:
-            self.judgements.add(record, line)
-
-    def results(self, against_texts: list[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-        """Each gate's result object (full, uncapped) in `config.run` order, and the gates that do not apply."""
-        results: dict[str, Any] = {}
-        for name in self.config.run:
-            if name in self.not_applicable:
-                continue
-            if name == "template":
-                results[name] = self.template.result()
-            elif name == "dedup":
-                results[name] = find_near_duplicates(self.dedup_texts, self.config.dedup, against_texts)
-                self.dedup_texts = None
-            elif name == "pii":
-                results[name] = self.pii.result()
-            elif name == "agreement":
-                results[name] = compute_agreement(self.judgements.judgements(), self.config.agreement)
-        return results, self.not_applicable
-
-
-def gate_results(data: LoadedData, fmt: str, config: ChecksConfig, tokenizer: Any = None,
-                 against: LoadedData | None = None, max_length: int | None = None
-                 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Each gate's result object (full, uncapped), and the gates in `config.run` that do not apply to `fmt`."""
-    gates = GatePass(data.path, fmt, config, tokenizer, max_length)
-    for index, record in enumerate(progress(data.records, desc="checking records")):
-        gates.add(record, data.lines[index])
-    against_texts = None
-    if against is not None and gates.runs_dedup:
-        against_texts = [record_text(r, fmt, config.dedup.field) for r in against.records]
-    return gates.results(against_texts)
-
-
-def _report(path: str, records: int, fmt: str, config: ChecksConfig, results: dict[str, Any],
-            not_applicable: dict[str, str], against: str | None, skipped: dict[str, Any] | None,
-            word_counts: Any) -> dict[str, Any]:
-    checks = {name: result.to_dict() for name, result in results.items()}
-    report: dict[str, Any] = {
-        "passed": all(checks[name]["passed"] for name in config.fail_on if name in checks),
-        "records": records, "format": fmt, "sources": [path], "fail_on": list(config.fail_on),
-        "checks": checks,
-    }
-    if not_applicable:
-        report["not_applicable"] = not_applicable
-    if against is not None:
-        report["against"] = against
-    if skipped is not None:
-        report["skipped_invalid"] = skipped
-    if fmt != ANNOTATION_FORMAT:
-        report["lengths"] = _length_histogram(word_counts)
-    return report
-
-
-def build_report(data: LoadedData, fmt: str, config: ChecksConfig, results: dict[str, Any],
-                 not_applicable: dict[str, str], against: LoadedData | None = None) -> dict[str, Any]:
-    """The one report format: `passed` is false when a gate named in `config.fail_on` failed."""
-    skipped = None
-    if "skipped_invalid" in data.extra:
-        lines = data.extra["skipped_invalid"]
-        skipped = {"count": len(lines), "lines": lines[:MAX_LISTED_SKIPPED]}
-    words = [len(record_text(r, fmt).split()) for r in data.records] if fmt != ANNOTATION_FORMAT else None
-    return _report(data.path, len(data), fmt, config, results, not_applicable,
-                   against.path if against is not None else None, skipped, words)
-
-
-def run_gates(data: LoadedData, fmt: str, config: ChecksConfig, tokenizer: Any = None,
-              against: LoadedData | None = None, max_length: int | None = None) -> dict[str, Any]:
-    """Run every gate in `config.run` that applies to `fmt` on `data`; return the report.
-
-    `against` (optional) is a second dataset, e.g. the eval split, checked for near-duplicates
-    of `data` (contamination). Gates not in `config.fail_on` are reported but stop nothing.
-    """
-    results, not_applicable = gate_results(data, fmt, config, tokenizer, against, max_length)
-    return build_report(data, fmt, config, results, not_applicable, against)
-
-
 @dataclass
-class StreamedRun:
-    """One source checked by `stream_gates`: the report, each gate's full result, the resolved format,
+class GateRun:
+    """One dataset checked by the pipeline: the report, each gate's full result, the resolved format,
     the number of records and their lines (an `array('I')`, 4 bytes a record)."""
 
     path: str
@@ -186,6 +53,85 @@ class StreamedRun:
         return self.records
 
 
+StreamedRun = GateRun  # the name data-checks' CLI and older callers use
+
+
+def _length_histogram(words: array) -> dict[str, Any]:
+    """The histogram of the records' lengths in words (one count per record)."""
+    import numpy as np
+
+    counts_per_record = np.frombuffer(words, dtype=np.dtype(f"u{words.itemsize}")).astype(np.int64) \
+        if len(words) else np.empty(0, dtype=np.int64)
+    if not len(counts_per_record):
+        return {"unit": "words", "bin_edges": [], "counts": [], "mean": 0.0, "max": 0}
+    top = int(counts_per_record.max())
+    counts, edges = np.histogram(counts_per_record, bins=min(LENGTH_BINS, max(1, top + 1)))
+    return {"unit": "words", "bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
+            "mean": float(counts_per_record.mean()), "max": top}
+
+
+def check_records(path: str, fmt: str, records: Iterable[tuple[int, dict[str, Any]]], config: ChecksConfig,
+                  tokenizer: Any = None, max_length: int | None = None,
+                  against: tuple[str, Iterator[dict[str, Any]]] | None = None,
+                  skipped: SkippedLines | dict[str, Any] | None = None) -> GateRun:
+    """Run every gate of `config.run` that applies to `fmt` over `(line, record)` pairs; return the run.
+
+    `against` is `(label, records)` of a second dataset (e.g. the eval split) for the gates that compare
+    with one (contamination); its records are read to the end either way, so an unreadable file is an
+    error whether or not such a gate runs. `skipped` gives the report's `skipped_invalid` entry: the
+    lines `iter_records` skipped (read after the pass), or the entry itself.
+    Gates not in `config.fail_on` are reported but stop nothing.
+    """
+    context = GateContext(path, fmt, config, tokenizer, max_length)
+    not_applicable = {name: GATES[name].not_applicable_reason() for name in config.run
+                      if not GATES[name].applies_to(fmt)}
+    gates: dict[str, Gate] = {name: GATES[name].start(context) for name in config.run if name not in not_applicable}
+    annotations = fmt == ANNOTATION_FORMAT
+    words, lines, running = array("I"), array("I"), list(gates.values())
+    for line, record in progress(records, desc="checking records"):
+        lines.append(line)
+        text = None if annotations else record_text(record, fmt)
+        if text is not None:
+            words.append(len(text.split()))
+        for gate in running:
+            gate.add(record, line, text)
+    reading_against = against is not None and any(GATES[name].reads_against for name in gates)
+    if against is not None and not reading_against:
+        _drain(against[1])  # still read: an unreadable second dataset is an error either way, and the first one
+    results = {name: gate.result(against[1] if reading_against and GATES[name].reads_against else None)
+               for name, gate in gates.items()}
+    checks = {name: result.to_dict() for name, result in results.items()}
+    report: dict[str, Any] = {
+        "passed": all(checks[name]["passed"] for name in config.fail_on if name in checks),
+        "records": len(lines), "format": fmt, "sources": [path], "fail_on": list(config.fail_on),
+        "checks": checks,
+    }
+    if not_applicable:
+        report["not_applicable"] = not_applicable
+    if against is not None:
+        report["against"] = against[0]
+    if isinstance(skipped, SkippedLines):
+        skipped = {"count": skipped.count, "lines": skipped.lines}
+    if skipped is not None:
+        report["skipped_invalid"] = skipped
+    if not annotations:
+        report["lengths"] = _length_histogram(words)
+    return GateRun(path, fmt, len(lines), lines, results, not_applicable, report)
+
+
+def run_gates(data: LoadedData, fmt: str, config: ChecksConfig, tokenizer: Any = None,
+              against: LoadedData | None = None, max_length: int | None = None) -> dict[str, Any]:
+    """The report of `check_records` on records in memory (`fmt` already resolved); `against`, e.g. the
+    eval split, is checked for near-duplicates of `data` (contamination)."""
+    skipped = None
+    if "skipped_invalid" in data.extra:
+        lines = data.extra["skipped_invalid"]
+        skipped = {"count": len(lines), "lines": lines[:MAX_LISTED_SKIPPED]}
+    second = (against.path, iter(against.records)) if against is not None else None
+    records = zip(data.lines, data.records, strict=True)
+    return check_records(data.path, fmt, records, config, tokenizer, max_length, second, skipped).report
+
+
 def _drain(records: Iterable[Any]) -> None:
     for _ in records:
         pass
@@ -193,14 +139,14 @@ def _drain(records: Iterable[Any]) -> None:
 
 def stream_gates(source: str | os.PathLike[str], fmt: str, config: ChecksConfig, tokenizer: Any = None,
                  against: str | os.PathLike[str] | None = None, max_length: int | None = None,
-                 split: str = "train", skip_invalid: bool = False) -> StreamedRun:
-    """`run_gates` on a source read one record at a time (bounded memory for JSONL and CSV).
+                 split: str = "train", skip_invalid: bool = False) -> GateRun:
+    """`check_records` on a source read one record at a time (bounded memory for JSONL and CSV).
 
     `fmt` may be "auto": the first record's keys decide. `against` is a second source (streamed too;
-    only its texts are kept, and only when the near-duplicate gate runs). Errors are those of
-    `read_records` followed by `run_gates`, in the same order: a bad line anywhere in `source` is
-    reported before a first record whose format cannot be told, and a bad line in `against` before
-    an agreement error in `source`. Nothing is written.
+    only its texts are kept, and only when the near-duplicate gate runs). Errors come in the order of
+    reading everything first: a bad line anywhere in `source` is reported before a first record whose
+    format cannot be told, and a bad line in `against` before an agreement error in `source`. Nothing
+    is written.
     """
     skipped = SkippedLines(keep=MAX_LISTED_SKIPPED) if skip_invalid else None
     records = iter_records(source, split, skip_invalid, skipped)
@@ -211,25 +157,17 @@ def stream_gates(source: str | os.PathLike[str], fmt: str, config: ChecksConfig,
     except Exception:
         _drain(records)  # a bad line further on is the error read_records would have raised first
         raise
-    gates = GatePass(path, fmt, config, tokenizer, max_length)
-    lines = array("I")
-    for line, record in progress(chain([(first_line, first)], records), desc="checking records"):
-        gates.add(record, line)
-        lines.append(line)
-    del first
-    against_texts, against_path = None, None
+    second = None
     if against is not None:
-        against_path = source_label(against)
-        against_records = iter_records(against, split, skip_invalid)
-        if gates.runs_dedup:
-            against_texts = [record_text(r, fmt, config.dedup.field) for _, r in against_records]
-        else:
-            _drain(against_records)  # still read: an unreadable `against` is an error either way
-    results, not_applicable = gates.results(against_texts)
-    skipped_report = {"count": skipped.count, "lines": skipped.lines} if skipped is not None else None
-    report = _report(path, gates.records, fmt, config, results, not_applicable, against_path, skipped_report,
-                     gates.word_counts)
-    return StreamedRun(path, fmt, gates.records, lines, results, not_applicable, report)
+        second = (source_label(against), _records_of(against, split, skip_invalid))
+    return check_records(path, fmt, chain([(first_line, first)], records), config, tokenizer, max_length, second,
+                         skipped)
+
+
+def _records_of(source: str | os.PathLike[str], split: str, skip_invalid: bool) -> Iterator[dict[str, Any]]:
+    """The records of `source`, opened when first asked for (after the first dataset's pass)."""
+    for _, record in iter_records(source, split, skip_invalid):
+        yield record
 
 
 def run_gates_streamed(source: str | os.PathLike[str], fmt: str, config: ChecksConfig, tokenizer: Any = None,

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from data_checks.registry import GATES
+
 
 def write_text_atomic(path: str | os.PathLike[str], chunks: Iterable[str]) -> Path:
     """Write `chunks` to a temporary file beside `path`, then rename it into place.
@@ -44,31 +46,7 @@ def write_json_atomic(path: str | os.PathLike[str], value: Any) -> Path:
 
 
 def _detail(name: str, result: dict[str, Any]) -> str:
-    if name == "template":
-        detail = f"violation rate {result['violation_rate']:.2%} (max {result['max_violation_rate']:.2%})"
-        if result["violations"]:
-            first = result["violations"][0]
-            detail += f"; first: line {first['line']}: {first['problem']}"
-        if result.get("truncation_rate") is not None:
-            detail += f"; {result['truncation_rate']:.2%} longer than {result['max_length']} tokens"
-        return detail
-    if name == "dedup":
-        detail = (f"near-duplicates {result['near_duplicate_rate']:.2%} (max {result['max_rate']:.2%}), "
-                  f"exact {result['exact_duplicate_rate']:.2%}, {len(result['clusters'])} clusters listed")
-        contamination = result.get("contamination")
-        if contamination:
-            detail += f"; {contamination['contaminated']} of {contamination['records']} eval records contaminated"
-        return detail
-    if name == "pii":
-        types = ", ".join(f"{t} {n}" for t, n in sorted(result["by_type"].items(), key=lambda kv: -kv[1]))
-        where = "leaves" if result["data_leaves_trust_boundary"] else "stays inside"
-        return f"{result['records_with_pii']} records with PII ({types or 'none'}); data {where} the trust boundary"
-    if name == "agreement":
-        if result["kappa"] is None:
-            return f"{result['method']} kappa undefined: {result['undefined_reason']}"
-        return (f"{result['method']} kappa {result['kappa']:.3f} (min {result['min_kappa']}), "
-                f"{len(result['annotators'])} annotators, {result['items']} items")
-    return ""
+    return GATES[name].summary(result) if name in GATES else ""
 
 
 def summary_table(report: dict[str, Any]) -> str:

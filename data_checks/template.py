@@ -17,6 +17,8 @@ from typing import Any
 
 from data_checks.chat_template import ChatTemplate, TemplateError
 from data_checks.formats import consistency_problem, record_conversations, record_problem
+from data_checks.gate import GateContext, GateSpec
+from data_checks.html_parts import facts_table, table
 from data_checks.progress import progress
 from data_checks.records import LoadedData
 
@@ -118,7 +120,7 @@ class TemplateCheck:
         self.checked = self.count = self.truncated = 0
         self.violations: list[dict[str, Any]] = []
 
-    def add(self, record: dict[str, Any], line: int) -> None:
+    def add(self, record: dict[str, Any], line: int, text: str | None = None) -> None:
         problem, truncated = template_problem(record, self.fmt, self.tokenizer, self.max_length, self.notes)
         self.truncated += truncated
         if problem is not None:
@@ -127,7 +129,7 @@ class TemplateCheck:
                 self.violations.append({"record": self.checked, "line": line, "problem": problem})
         self.checked += 1
 
-    def result(self) -> TemplateResult:
+    def result(self, against: Any = None) -> TemplateResult:
         n = self.checked
         rate = self.count / n if n else 0.0
         measured = self.tokenizer is not None and self.max_length is not None
@@ -144,3 +146,29 @@ def check_template(data: LoadedData, fmt: str, tokenizer: Any = None, max_violat
     for index, record in enumerate(progress(data.records, desc="template check")):
         check.add(record, data.lines[index])
     return check.result()
+
+
+def _start(context: GateContext) -> TemplateCheck:
+    return TemplateCheck(context.fmt, context.tokenizer, context.config.template.max_violation_rate,
+                         context.max_length)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    detail = f"violation rate {result['violation_rate']:.2%} (max {result['max_violation_rate']:.2%})"
+    if result["violations"]:
+        first = result["violations"][0]
+        detail += f"; first: line {first['line']}: {first['problem']}"
+    if result.get("truncation_rate") is not None:
+        detail += f"; {result['truncation_rate']:.2%} longer than {result['max_length']} tokens"
+    return detail
+
+
+def _html_section(result: dict[str, Any]) -> str:
+    facts = [("violation rate", f"{result['violation_rate']:.2%}"), ("allowed", f"{result['max_violation_rate']:.2%}")]
+    if result.get("truncation_rate") is not None:
+        facts.append((f"longer than {result['max_length']} tokens", f"{result['truncation_rate']:.2%}"))
+    rows = [[v["record"], v["line"], v["problem"]] for v in result["violations"][:50]]
+    return facts_table(facts) + table(["record", "line", "problem"], rows)
+
+
+GATE = GateSpec("template", _start, _summary, _html_section)

@@ -1,0 +1,59 @@
+"""The near-duplicate gate as the registry knows it: texts kept during the pass, compared at the end."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from data_checks.dedup import DedupResult, find_near_duplicates
+from data_checks.formats import record_text
+from data_checks.gate import GateContext, GateSpec
+from data_checks.html_parts import facts_table, image, png
+
+
+class DedupGate:
+    """Keeps each record's text (`checks.dedup.field` or the record's text); `find_near_duplicates` at the end."""
+
+    def __init__(self, context: GateContext) -> None:
+        self.fmt, self.config = context.fmt, context.config.dedup
+        self.texts: list[str] = []
+
+    def add(self, record: dict[str, Any], line: int, text: str | None) -> None:
+        field = self.config.field
+        self.texts.append(text if field is None else record_text(record, self.fmt, field))
+
+    def result(self, against: Iterator[dict[str, Any]] | None = None) -> DedupResult:
+        against_texts = None if against is None else [record_text(r, self.fmt, self.config.field) for r in against]
+        texts, self.texts = self.texts, []
+        return find_near_duplicates(texts, self.config, against_texts)
+
+
+def _summary(result: dict[str, Any]) -> str:
+    detail = (f"near-duplicates {result['near_duplicate_rate']:.2%} (max {result['max_rate']:.2%}), "
+              f"exact {result['exact_duplicate_rate']:.2%}, {len(result['clusters'])} clusters listed")
+    contamination = result.get("contamination")
+    if contamination:
+        detail += f"; {contamination['contaminated']} of {contamination['records']} eval records contaminated"
+    return detail
+
+
+def _html_section(result: dict[str, Any]) -> str:
+    sizes = Counter(len(c) for c in result["clusters"])
+    facts = [("near-duplicate rate", f"{result['near_duplicate_rate']:.2%}"),
+             ("exact-duplicate rate", f"{result['exact_duplicate_rate']:.2%}"),
+             ("threshold (Jaccard)", result["threshold"]), ("bands x rows", f"{result['bands']} x {result['rows']}"),
+             ("clusters listed", len(result["clusters"]))]
+    if result.get("contamination"):
+        c = result["contamination"]
+        facts.append(("contaminated eval records", f"{c['contaminated']} of {c['records']}"))
+
+    def draw(ax: Any) -> None:
+        ax.bar([str(s) for s in sorted(sizes)], [sizes[s] for s in sorted(sizes)])
+        ax.set_xlabel("cluster size (records)")
+        ax.set_ylabel("clusters")
+
+    return facts_table(facts) + (image(png(draw), "duplicate cluster sizes") if sizes else "")
+
+
+GATE = GateSpec("dedup", DedupGate, _summary, _html_section, reads_against=True)
