@@ -17,13 +17,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from finetune.atomic_dirs import publish_directory, staging_path
 from finetune.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "checkpoint_manifest.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-STAGING_PREFIX = ".tmp-"
 RESUME_AUTO, RESUME_NEVER = "auto", "never"
 
 
@@ -122,16 +122,6 @@ def _discard_after(run_dir: Path, step: int, resume: str) -> None:
         shutil.rmtree(path)
 
 
-def publish(staging: Path, final: Path) -> None:
-    """Rename a finished staging directory to its final name, replacing an older checkpoint of that step."""
-    old = final.with_name(f"{STAGING_PREFIX}old-{final.name}")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class AtomicCheckpointMixin:
     """Mixed into the TRL trainer class: `_save_checkpoint` writes to staging, then renames.
 
@@ -146,7 +136,7 @@ class AtomicCheckpointMixin:
 
         root = Path(self._get_output_dir(trial=trial))
         final = root / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staging = root / f"{STAGING_PREFIX}{final.name}"
+        staging = staging_path(final)
         if self.args.should_save:
             shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
         self.accelerator.wait_for_everyone()
@@ -173,7 +163,7 @@ class AtomicCheckpointMixin:
                         self.state.stateful_callbacks[name] = callback.state()
             self.state.save_to_json(str(staging / "trainer_state.json"))
             write_manifest(staging, self.state.global_step)
-            publish(staging, final)
+            publish_directory(staging, final)
             rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()

@@ -16,12 +16,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune.atomic_dirs import write_directory_atomically
 from finetune.errors import UserError
 from finetune.vllm_rules import adapter_rank, vllm_adapter_problems, vllm_max_lora_rank
 
@@ -92,25 +92,6 @@ def _generation_config(model_config: Any, tokenizer: Any, base_model: str | None
     if generation.pad_token_id is None:
         generation.pad_token_id = tokenizer.pad_token_id
     return generation
-
-
-def _write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(tmp)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target.resolve()
 
 
 def vllm_command(base_model: str, adapter_path: Path | None = None, name: str = "adapter",
@@ -197,7 +178,7 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
         if card is not None:
             (tmp / "README.md").write_text(card(info))
 
-    path = _write_atomically(out_dir, write)
+    path = write_directory_atomically(out_dir, write)
     info = json.loads((path / EXPORT_INFO).read_text())
     return {"path": str(path), "kind": "adapter", "base_model": base_model, "vllm_command": info["vllm_command"]}
 
@@ -232,7 +213,7 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
     # A full model carries the template it was trained with in its own tokenizer: no --chat-template needed.
     command = vllm_command(str(out_dir.resolve()), max_model_len=served_length(model.config, trained_length),
                            template_kwargs=template.kwargs)
-    path = _write_atomically(out_dir, write)
+    path = write_directory_atomically(out_dir, write)
     return {"path": str(path), "kind": kind, "base_model": base_model, "vllm_command": command}
 
 
@@ -349,7 +330,7 @@ def reexport_adapter(adapter_dir: Path, out_dir: Path, name: str) -> dict[str, A
         save_tokenizer(tokenizer, tmp)
         _generation_config(base_config, tokenizer, base, kwargs).save_pretrained(tmp)
 
-    path = _write_atomically(out_dir, write)
+    path = write_directory_atomically(out_dir, write)
     return {"path": str(path), "kind": "adapter", "base_model": base,
             "vllm_command": vllm_command(base, path, name, rank, template_kwargs=kwargs)}
 

@@ -190,7 +190,8 @@ def test_resume_never_and_resume_path(tmp_path: Path, baseline: Path, monkeypatc
 
 
 def test_checkpoint_completeness_rules(tmp_path: Path):
-    from finetune.checkpoints import incomplete_reason, latest_complete, publish, write_manifest
+    from finetune.atomic_dirs import publish_directory as publish
+    from finetune.checkpoints import incomplete_reason, latest_complete, write_manifest
 
     def checkpoint(step: int) -> Path:
         staging = tmp_path / "checkpoints" / f".tmp-checkpoint-{step}"
