@@ -1,18 +1,26 @@
 # The two commands a newcomer needs. Both install what is missing first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test lint vllm-env slurm-local
+.PHONY: setup demo test test-fast test-without-torch lint vllm-env slurm-local
 setup:
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 
 demo: setup  ## LoRA SFT of the embedded tiny model on the bundled sample, on CPU (~30 s)
 	$(PYTHON) train.py
 
-test: setup slurm-local  ## ruff, then the whole test suite
+test: setup slurm-local  ## ruff, the whole test suite, then the data_checks tests where torch is not installed
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q
+	PYTHON=$(PYTHON) bash scripts/test_without_torch.sh
 
-vllm-env:  ## side environment with vLLM's LoRA loader (~3 GB), for tests/test_vllm_loader.py
+test-fast:  ## what to run on every change: ruff and every test not marked slow (under 2 minutes on 2 cores)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q -m "not slow"
+
+test-without-torch:  ## the data_checks tests in a side environment without torch (.venv-notorch)
+	PYTHON=$(PYTHON) bash scripts/test_without_torch.sh
+
+vllm-env:  ## side environment with vLLM's LoRA loader (~3 GB), for tests/finetune/test_vllm_loader.py
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_env.sh
 
 lint:

@@ -15,9 +15,9 @@ else
 fi
 nvidia-smi -L
 python3 -c "import torch, transformers, peft, trl, bitsandbytes, deepspeed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__)"
-timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
+timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/finetune/test_gpu.py
 # One tiny model per architecture family (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3, Phi-3, GPT-OSS), each with
 # its real chat template, three LoRA steps in bf16 on CUDA.
-timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/test_model_families.py
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/finetune/test_model_families.py
 timeout 180 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-20}"
 if [ -n "${OUT:-}" ]; then cp docs/benchmarks.md "$OUT/"; fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on this machine (loopback only, no systemd), for the SLURM tests
-# (tests/test_slurm.py) and for trying slurm/*.sbatch by hand. Needs root and Debian's packages:
+# (tests/finetune/test_slurm.py) and for trying slurm/*.sbatch by hand. Needs root and Debian's packages:
 #
 #   apt-get install -y slurm-wlm munge        # or: INSTALL=1 bash scripts/start_local_slurm.sh
 #   bash scripts/start_local_slurm.sh         # idempotent: a running cluster is left as it is

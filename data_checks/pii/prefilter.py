@@ -5,7 +5,7 @@ recognizers whose trigger matched. Each trigger is its recognizer's pattern with
 beyond the minimum and validators dropped; they are compiled case-insensitively, as presidio compiles its
 patterns, and use \\d where presidio has [0-9] (a superset). Every trigger starts with a fixed character set
 ('@', a digit, ':', '-', '.') so `re` scans for that character instead of trying each position; the
-character before it is checked with a look-behind. tests/test_pii.py checks soundness against presidio.
+character before it is checked with a look-behind. tests/data_checks/test_pii.py checks soundness against presidio.
 """
 
 from __future__ import annotations

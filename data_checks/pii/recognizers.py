@@ -2,7 +2,7 @@
 
 Importing this module imports presidio (seconds); `engine.py` does so on first use. Each class below is
 presidio's recognizer with one change, and its docstring says which and why, measured on
-presidio-research's synthetic set (`../shared/datasets/presidio_synth_pii`; tests/test_pii.py asserts the
+presidio-research's synthetic set (`../shared/datasets/presidio_synth_pii`; tests/data_checks/test_pii.py asserts the
 per-type numbers). US_SSN, MAC_ADDRESS, CRYPTO (bitcoin addresses) and URL use presidio's recognizers
 unchanged. Presidio's other spaCy-free recognizers (US bank number, driver licence, passport, ITIN, ...)
 are bare digit-run patterns scored 0.01-0.4 that flag most long numbers; they are left out.

@@ -2,7 +2,7 @@
 
 The recognizers are called directly rather than through `AnalyzerEngine.analyze`, whose per-call overhead
 (recognizer lookup, empty spaCy Doc, context pass) dominates on short texts; the answer is the engine's
-(`Scanner.find_with_engine`; tests/test_pii.py compares the two). One core does 30-45k short texts/s
+(`Scanner.find_with_engine`; tests/data_checks/test_pii.py compares the two). One core does 30-45k short texts/s
 (scripts/bench_pii.py, docs/benchmarks.md), so there is no worker pool: each worker would pay the
 seconds-long presidio import first.
 """

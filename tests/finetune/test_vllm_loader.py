@@ -46,6 +46,7 @@ def _edit(adapter: Path, out: Path, **changes: object) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_vllm_loader_accepts_our_exports_and_refuses_broken_ones(tmp_path: Path, tiny_model_dir: Path):
     from safetensors.torch import load_file, save_file
 

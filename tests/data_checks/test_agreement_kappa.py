@@ -17,7 +17,7 @@ from data_checks.agreement.kappa import (
     pair_confusions,
     pair_counts,
 )
-from tests.test_agreement import FLEISS_1971, WIKIPEDIA_FLEISS
+from tests.data_checks.test_agreement import FLEISS_1971, WIKIPEDIA_FLEISS
 
 
 def test_weights():

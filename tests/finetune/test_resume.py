@@ -92,6 +92,7 @@ def _preempt(run_dir: Path, monkeypatch: pytest.MonkeyPatch, signum: int = signa
     return summary
 
 
+@pytest.mark.slow
 def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path: Path, baseline: Path,
                                                             monkeypatch: pytest.MonkeyPatch):
     previous = signal.getsignal(signal.SIGUSR1)
@@ -116,6 +117,7 @@ def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path: Path, bas
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_is_skipped_for_the_previous_complete_one(tmp_path: Path, baseline: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
                                                                        caplog: pytest.LogCaptureFixture):
@@ -131,6 +133,7 @@ def test_truncated_checkpoint_is_skipped_for_the_previous_complete_one(tmp_path:
     _assert_same_result(tmp_path, baseline)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_cli_then_the_same_command_resumes(tmp_path: Path, baseline: Path):
     """Test 3: a real `python train.py` stopped by SIGTERM mid-run; rerunning the same command finishes it."""
     command = [sys.executable, str(ROOT / "train.py"), *RUN, f"hydra.run.dir={tmp_path}"]
@@ -154,6 +157,7 @@ def test_sigterm_to_the_cli_then_the_same_command_resumes(tmp_path: Path, baseli
     assert "resuming from" in (tmp_path / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_trained_again(baseline: Path, caplog: pytest.LogCaptureFixture):
     before = (baseline / "summary.json").read_text()
     mtime = (baseline / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
@@ -164,6 +168,7 @@ def test_a_finished_run_is_not_trained_again(baseline: Path, caplog: pytest.LogC
     assert (baseline / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow
 def test_resume_never_and_resume_path(tmp_path: Path, baseline: Path, monkeypatch: pytest.MonkeyPatch):
     from finetune.errors import ConfigError
 
@@ -219,6 +224,7 @@ def test_checkpoint_completeness_rules(tmp_path: Path):
                                                                            "checkpoint-5"]
 
 
+@pytest.mark.slow
 def test_deepspeed_zero3_full_fine_tune_resumes_to_the_same_model(tmp_path: Path, tiny_model_dir: Path):
     """The DeepSpeed checkpoint (sharded optimizer state in global_stepN/) goes through the same atomic save.
     Subprocesses: DeepSpeed leaves a process group and environment variables behind in the process it ran in."""

@@ -17,6 +17,7 @@ from tests.conftest import ROOT, compose
 QUICK = ["logger=none", "checks.run=[template]", "checks.fail_on=[template]"]
 
 
+@pytest.mark.slow
 def test_qlora_trains_a_lora_on_a_4bit_base(tmp_path: Path, tiny_model_dir: Path):
     import bitsandbytes as bnb
     import torch
@@ -35,6 +36,7 @@ def test_qlora_trains_a_lora_on_a_4bit_base(tmp_path: Path, tiny_model_dir: Path
     assert adapter["base_model_name_or_path"] == str(tiny_model_dir)  # the un-quantised base
 
 
+@pytest.mark.slow
 def test_full_zero3_trains_with_two_cpu_processes(tmp_path: Path, tiny_model_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM
@@ -59,6 +61,7 @@ def test_full_zero3_trains_with_two_cpu_processes(tmp_path: Path, tiny_model_dir
     assert not (tmp_path / "model" / "training_args.bin").exists()
 
 
+@pytest.mark.slow
 def test_dpo_reward_margin_and_accuracy_rise(tmp_path: Path, tiny_model_dir: Path):
     from finetune.run import run
 
@@ -74,6 +77,7 @@ def test_dpo_reward_margin_and_accuracy_rise(tmp_path: Path, tiny_model_dir: Pat
     assert (tmp_path / "adapter" / "adapter_config.json").is_file()
 
 
+@pytest.mark.slow
 def test_grpo_mean_reward_rises(tmp_path: Path, tiny_model_dir: Path):
     from finetune.run import run
 

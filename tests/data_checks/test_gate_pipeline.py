@@ -12,7 +12,7 @@ import pytest
 
 from data_checks import ChecksConfig, LoadedData, run_gates, run_gates_streamed, summary_table
 from data_checks.config import AVAILABLE_GATES
-from data_checks.formats import consistency_problem, record_conversations
+from data_checks.formats import consistency_problem
 from data_checks.gate import GateContext, GateSpec
 from data_checks.gates import check_records
 from data_checks.html_report import render_html
@@ -112,13 +112,3 @@ def test_the_gate_checks_the_conversation_training_builds(record: dict, problem:
                                                                               fail_on=["template"]))
     assert not report["passed"]
     assert report["checks"]["template"]["violations"][0]["problem"] == problem
-
-
-def test_training_builds_its_conversations_with_the_gates_mapping():
-    import finetune.data as training_data
-
-    assert training_data.record_conversations is record_conversations
-    good = {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}], "completion": "a"}
-    assert consistency_problem(good, "prompt_completion") is None
-    assert record_conversations(good, "prompt_completion") == [good["prompt"] + [{"role": "assistant",
-                                                                                  "content": "a"}]]

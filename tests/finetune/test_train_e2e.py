@@ -26,6 +26,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     return run_dir, result
 
 
+@pytest.mark.slow
 def test_demo_learns_and_reports(demo_run: tuple[Path, object]):
     run_dir, _ = demo_run
     summary = _summary(run_dir)
@@ -45,6 +46,7 @@ def test_demo_learns_and_reports(demo_run: tuple[Path, object]):
     assert summary["gates"]["passed"] and Path(summary["gates"]["report_path"]).is_file()
 
 
+@pytest.mark.slow
 def test_demo_writes_run_directory(demo_run: tuple[Path, object]):
     run_dir, result = demo_run
     for name in (".hydra/config.yaml", "train.log", "loss.png", "summary.json", "data_checks.json",
@@ -69,6 +71,7 @@ def test_demo_writes_run_directory(demo_run: tuple[Path, object]):
     assert command in result.stdout  # the human summary prints it
 
 
+@pytest.mark.slow
 def test_greedy_generation_stops_at_end_of_turn(demo_run: tuple[Path, object]):
     """The exported generation_config makes generation stop at the chat template's end-of-turn token."""
     import torch
@@ -92,6 +95,7 @@ def test_greedy_generation_stops_at_end_of_turn(demo_run: tuple[Path, object]):
     assert new_tokens[-1] == end_of_turn and len(new_tokens) < max_new, tokenizer.decode(new_tokens)
 
 
+@pytest.mark.slow
 def test_adapter_reloads_and_reproduces_logits(tmp_path: Path, tiny_model_dir: Path):
     import torch
     from peft import PeftModel
@@ -114,6 +118,7 @@ def test_adapter_reloads_and_reproduces_logits(tmp_path: Path, tiny_model_dir: P
     assert not torch.allclose(base_logits, in_memory, atol=1e-3)  # the adapter changed the model
 
 
+@pytest.mark.slow
 def test_early_stopping_when_eval_loss_cannot_improve(tmp_path: Path, tiny_model_dir: Path):
     result = run_cli(["logger=none", "training.learning_rate=0", "training.eval_every_steps=3",
                       "training.early_stopping_patience=2", f"hydra.run.dir={tmp_path}"])
@@ -127,6 +132,7 @@ def test_early_stopping_when_eval_loss_cannot_improve(tmp_path: Path, tiny_model
     assert "status: stopped_early" in result.stdout
 
 
+@pytest.mark.slow
 def test_failed_gate_stops_before_training(tmp_path: Path, tiny_model_dir: Path):
     records = [chat(f"What is {i} plus 1?", f"{i} plus 1 is {i + 1}.") for i in range(30)]
     records[7]["messages"].append({"role": "user", "content": "and then?"})  # ends on a user turn
@@ -152,6 +158,7 @@ def test_failed_gate_stops_before_training(tmp_path: Path, tiny_model_dir: Path)
         assert (summary["gates"] is None) == (extra == ["checks=off"])
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_job(tmp_path: Path, tiny_model_dir: Path):
     result = run_cli(["-m", "training.learning_rate=1e-4,2e-4", *FAST, f"hydra.sweep.dir={tmp_path}"])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -161,6 +168,7 @@ def test_sweep_runs_each_job(tmp_path: Path, tiny_model_dir: Path):
 
 
 @pytest.mark.parametrize("logger", ["wandb", "tensorboard"])
+@pytest.mark.slow
 def test_logger_writes_into_run_dir_without_secrets(tmp_path: Path, tiny_model_dir: Path, logger: str,
                                                     monkeypatch: pytest.MonkeyPatch):
     secret = "test-secret-key-0123456789abcdef"
@@ -198,6 +206,7 @@ def test_several_processes_must_share_a_named_run_dir(monkeypatch: pytest.Monkey
     assert "hydra.run.dir: a launch of several processes needs hydra.run.dir=DIR" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_replaced_template_and_its_arguments_travel_with_the_export(tmp_path: Path, tiny_model_dir: Path):
     """model.chat_template=chatml (generation markers) trains, and the export carries the template, the
     template arguments (in finetune_export.json and the serve command) and what the template did."""

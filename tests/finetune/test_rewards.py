@@ -290,7 +290,7 @@ def test_load_rewards_other_entries(tmp_path: Path):
     my = tmp_path / "my_format.yaml"
     my.write_text("# Mine.\n_target_: finetune.rewards.format_reward\n_partial_: true\npattern: '^ok\\b'\n")
     nodes = [str(my), OmegaConf.create({"_target_": "finetune.rewards.keyword_reward", "column": "word"}),
-             {"_target_": "tests.test_rewards._async_reward", "_name_": "always"}]
+             {"_target_": "tests.finetune.test_rewards._async_reward", "_name_": "always"}]
     fmt, kw, always = load_rewards(OmegaConf.create(nodes))
     assert (fmt.__name__, kw.__name__, always.__name__) == ("my_format", "keyword_reward", "always")
     assert fmt(completions=["ok then", "not ok"]) == [1.0, 0.0]

@@ -90,6 +90,7 @@ def finished_job(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path)
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_submitted_two_process_job_trains_and_exports(finished_job: tuple[Path, dict, str]):
     run_dir, info, log = finished_job
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", info
@@ -105,6 +106,7 @@ def test_submitted_two_process_job_trains_and_exports(finished_job: tuple[Path, 
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_usr1_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path: Path,
                                                                    finished_job: tuple[Path, dict, str]):
     baseline, _, _ = finished_job
@@ -128,6 +130,7 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path: Pat
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_scancel_checkpoints_and_ends_without_requeue(tmp_path: Path, tiny_model_dir: Path):
     job = submit(tmp_path)["job"]
     wait_for(tmp_path / "checkpoints" / "checkpoint-10", job)
@@ -142,6 +145,7 @@ def test_scancel_checkpoints_and_ends_without_requeue(tmp_path: Path, tiny_model
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_data_checks_job_reports_and_exits_with_the_gate_status(tmp_path: Path):
     from tests.conftest import chat, write_jsonl
 
@@ -212,6 +216,7 @@ def test_without_sbatch_the_error_says_where_to_submit_from(tmp_path: Path):
 
 
 @needs_slurm
+@pytest.mark.slow
 def test_hydra_submitit_launcher_sweep_runs_each_job_on_slurm(tmp_path: Path, tiny_model_dir: Path):
     """The documented alternative for sweeps: Hydra's multirun, one SLURM job per point (one process each)."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install hydra-submitit-launcher")

@@ -18,7 +18,7 @@ import pytest
 
 from data_checks.chat_template import ChatTemplate, TemplateError
 
-TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
+TEMPLATES = Path(__file__).resolve().parent.parent / "chat_templates"
 FAMILIES = json.loads((TEMPLATES / "families.json").read_text())
 SYSTEM = {"role": "system", "content": "You are brief."}
 QUESTIONS = ["Name a colour.", "Another one?", "And a number?"]
@@ -266,7 +266,7 @@ def test_data_checks_cli_takes_the_template_and_its_arguments(tmp_path: Path):
     assert main([*args, "--chat-template-kwargs", '{"enable_thinking": false}']) == 1
     [violation] = json.loads(report.read_text())["checks"]["template"]["violations"]
     assert violation["line"] == 1 and "enable_thinking" in violation["problem"]
-    no_content = Path(__file__).resolve().parent / "data" / "template_without_content.jinja"
+    no_content = Path(__file__).resolve().parent.parent / "data" / "template_without_content.jinja"
     assert main([*args, "--chat-template", str(no_content)]) == 1  # the answer cannot be located
     assert main([str(data), "--chat-template-kwargs", "{}"]) == 2  # needs --tokenizer
 

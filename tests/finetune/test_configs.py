@@ -12,7 +12,8 @@ from finetune.config import TrainConfig, resolved_alpha, resolved_rank, validate
 from finetune.errors import ConfigError
 from tests.conftest import ROOT, compose
 
-# conf/reward/ is not a group of the training config: rewards are named in grpo.rewards (tests/test_rewards.py).
+# conf/reward/ is not a group of the training config: rewards are named in grpo.rewards
+# (tests/finetune/test_rewards.py).
 GROUP_OPTIONS = sorted((p.parent.name, p.stem) for p in (ROOT / "conf").glob("*/*.yaml") if p.parent.name != "reward")
 
 

@@ -91,6 +91,7 @@ def _logits(model: Any, tokenizer: Any) -> Any:
         return model.eval()(**batch).logits
 
 
+@pytest.mark.slow
 def test_merged_model_reproduces_base_plus_adapter(trained: Any):
     import torch
     from peft import PeftModel
@@ -112,6 +113,7 @@ def test_merged_model_reproduces_base_plus_adapter(trained: Any):
     assert export["merged"]["vllm_command"] == f"vllm serve {merged_dir} --max-model-len 256"
 
 
+@pytest.mark.slow
 def test_adapter_export_records_its_base_and_serve_command(trained: Any):
     run_dir, result = trained
     adapter = run_dir / "adapter"
@@ -126,6 +128,7 @@ def test_adapter_export_records_its_base_and_serve_command(trained: Any):
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
+@pytest.mark.slow
 def test_model_card_records_the_run(trained: Any):
     run_dir, result = trained
     card = (run_dir / "adapter" / "README.md").read_text()
@@ -139,6 +142,7 @@ def test_model_card_records_the_run(trained: Any):
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
 
 
+@pytest.mark.slow
 def test_merge_refuses_a_different_base(trained: Any, tmp_path: Path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -156,6 +160,7 @@ def _export_cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_export_cli_merges_a_run_and_reexports_a_checkpoint(trained: Any, tmp_path: Path):
     run_dir, _ = trained
     merged = _export_cli(str(run_dir), "--merge", "--out", str(tmp_path / "m"))
@@ -169,6 +174,7 @@ def test_export_cli_merges_a_run_and_reexports_a_checkpoint(trained: Any, tmp_pa
     assert (tmp_path / "a" / "generation_config.json").is_file() and (tmp_path / "a" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow
 def test_export_cli_errors(tmp_path: Path, tiny_model_dir: Path):
     missing = _export_cli(str(tmp_path))
     assert missing.returncode == 2 and "neither an adapter" in missing.stderr and "Traceback" not in missing.stderr

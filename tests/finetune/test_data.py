@@ -288,3 +288,14 @@ def test_load_splits_end_to_end_tokenises(tmp_path: Path, tok: Any):
     assert stats.examples == len(rows) == 2
     for row, record in zip(rows, splits.eval.records, strict=True):
         _assert_turn(_runs(tok, row)[0], record["messages"][1]["content"])
+
+
+def test_training_builds_its_conversations_with_the_gates_mapping():
+    import finetune.data as training_data
+    from data_checks.formats import consistency_problem, record_conversations
+
+    assert training_data.record_conversations is record_conversations
+    good = {"prompt": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}], "completion": "a"}
+    assert consistency_problem(good, "prompt_completion") is None
+    assert record_conversations(good, "prompt_completion") == [good["prompt"] + [{"role": "assistant",
+                                                                                  "content": "a"}]]
