@@ -1,6 +1,6 @@
 """Configuration of the gates; the schema behind `conf/checks/*.yaml` (plain dataclasses, no Hydra needed).
 
-Each gate's own settings live beside its code (`DedupGateConfig` in dedup.py, ...) and are
+Each gate's own settings live beside its code (`DedupGateConfig` in dedup/config.py, ...) and are
 gathered here into `ChecksConfig`, the node `checks` of the training config and of
 `data-checks --config FILE`.
 """

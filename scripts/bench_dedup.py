@@ -1,7 +1,20 @@
 """Benchmark the near-duplicate gate against a plain datasketch loop.
 
-    python scripts/bench_dedup.py                 # 20k synthetic ~300-word documents
+    python scripts/bench_dedup.py                 # 20k synthetic ~300-word documents, in this process
     python scripts/bench_dedup.py --file data.jsonl [--field text]   # also time a real JSONL file
+    python scripts/bench_dedup.py --end-to-end    # 10^5 documents as JSONL through the `data-checks` command
+    python scripts/bench_dedup.py --end-to-end --old-code DIR   # ... and the same command from another checkout
+
+End to end (`--end-to-end`): the corpus below, `--docs` documents (default 100,000 in this mode), is
+written once as JSONL (`{"id": k, "text": ...}`, cached in `--workdir`), and
+`python -m data_checks FILE --checks dedup --json REPORT` runs as a child process, timed wall clock
+from start to exit (interpreter start, reading and parsing, the per-record pass, the gate, the report),
+best of `--repeats`. Precision and recall come from one more, untimed, run with `--write-clean`: a
+planted pair is found when the copy leaves out its second record (the cluster keeps its lowest index),
+and every record left out that is not the second record of a planted pair with true J >= 0.8 is a
+false positive; that run's report must equal the timed one's. "Reading" is the same child process
+doing only what the command does per record before the gate (`iter_records`, the record's text, its
+word count). The plain datasketch loop runs in this process on `--plain-docs` documents, as below.
 
 The synthetic corpus is seeded. A tenth of it is planted near-duplicate pairs (a base document and a
 copy with scattered word replacements) whose true Jaccard on the 5-gram shingle sets spreads over
@@ -21,12 +34,15 @@ import itertools
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
 
 from data_checks.dedup import DedupGateConfig, find_near_duplicates, shingles  # noqa: E402
@@ -176,9 +192,103 @@ def bench_file(path: str, field: str | None, workers: int) -> None:
           f"{result.near_duplicate_rate:.2%}, exact {result.exact_duplicate_rate:.2%}, {len(result.clusters)} clusters")
 
 
+READ_ONLY = """
+import sys
+from data_checks.formats import record_text
+from data_checks.records import iter_records
+for _, record in iter_records(sys.argv[1]):
+    len(record_text(record, "text").split())
+"""
+
+
+def write_corpus(folder: Path, docs: int, seed: int) -> tuple[Path, list[tuple]]:
+    """The corpus as JSONL plus its planted pairs, written once per (docs, seed) and reused."""
+    path, truth = folder / f"corpus-{docs}-{seed}.jsonl", folder / f"planted-{docs}-{seed}.json"
+    if not (path.exists() and truth.exists()):
+        texts, planted = make_corpus(docs, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".partial")
+        with staging.open("w", encoding="utf-8") as f:
+            for k, text in enumerate(texts):
+                f.write(json.dumps({"id": k, "text": text}) + "\n")
+        truth.write_text(json.dumps(planted))
+        staging.replace(path)
+    return path, [tuple(p) for p in json.loads(truth.read_text())]
+
+
+def run_child(argv: list[str], code: Path) -> tuple[float, int]:
+    """Wall seconds and exit status of `argv` run with data_checks imported from `code`."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    env.pop("DATA_CHECKS_NO_PROGRESS", None)  # as a user runs it
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+    return seconds, done.returncode
+
+
+def score_clean_copy(clean: Path, docs: int, planted: list[tuple]) -> dict:
+    kept = {json.loads(line)["id"] for line in clean.open(encoding="utf-8")}
+    dropped = set(range(docs)) - kept
+    truth = [(i, j) for i, j, s in planted if s >= THRESHOLD]
+    found = sum(1 for i, j in truth if j in dropped and i in kept)
+    return {"pairs_true": len(truth), "records_dropped": len(dropped), "recall": found / max(1, len(truth)),
+            "precision": found / len(dropped) if dropped else 1.0, "false_positives": len(dropped) - found}
+
+
+def end_to_end(args: argparse.Namespace) -> dict:
+    docs = args.docs or 100_000
+    folder = Path(args.workdir)
+    path, planted = write_corpus(folder, docs, args.seed)
+    size = path.stat().st_size
+    print(f"corpus: {path} ({docs:,} records, {size / 2**20:,.0f} MiB, {len(planted)} planted pairs, "
+          f"{sum(s >= THRESHOLD for *_, s in planted)} with J >= {THRESHOLD})")
+    codes = {"ours": ROOT} | ({"old code": Path(args.old_code).resolve()} if args.old_code else {})
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, code in codes.items():
+            report = Path(tmp) / f"{name}.json"
+            command = [sys.executable, "-m", "data_checks", str(path), "--checks", "dedup", "--json", str(report)]
+            timings = [run_child(command, code)[0] for _ in range(args.repeats)]
+            seconds = min(timings)
+            timed_report = json.loads(report.read_text())["checks"]["dedup"]
+            clean = Path(tmp) / f"{name}-clean.jsonl"
+            run_child([*command, "--write-clean", str(clean)], code)
+            if json.loads(report.read_text())["checks"]["dedup"] != timed_report:
+                raise SystemExit(f"{name}: the scoring run's report differs from the timed run's")
+            scores = score_clean_copy(clean, docs, planted)
+            read_seconds = min(run_child([sys.executable, "-c", READ_ONLY, str(path)], code)[0]
+                               for _ in range(args.repeats))
+            results[name] = {"records_per_s": docs / seconds, "seconds": seconds, "all_seconds": timings,
+                             "read_seconds": read_seconds, **scores}
+            print(f"{name} ({code}): {docs / seconds:,.0f} records/s end to end (best of {args.repeats}: "
+                  f"{seconds:.2f} s; all: {', '.join(f'{t:.2f}' for t in timings)}); reading and the per-record "
+                  f"pass alone {read_seconds:.2f} s")
+            print(f"  precision {scores['precision']:.4f}, recall {scores['recall']:.4f} on "
+                  f"{scores['pairs_true']} planted pairs with J >= {THRESHOLD} ({scores['records_dropped']} records "
+                  f"dropped, {scores['false_positives']} of them wrongly); near-duplicate rate "
+                  f"{timed_report['near_duplicate_rate']:.2%}, exact {timed_report['exact_duplicate_rate']:.2%}")
+    chosen = plain_subset(docs, planted, args.plain_docs, args.seed)
+    texts = [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
+    plain_seconds, plain_local = run_plain([texts[k] for k in chosen])
+    plain = score({(chosen[i], chosen[j]) for i, j in plain_local}, [p for p in planted if p[0] in set(chosen)],
+                  texts)
+    results["plain"] = {"records_per_s": len(chosen) / plain_seconds, **plain}
+    print(f"plain datasketch loop in this process on {len(chosen)} of the texts (already in memory): "
+          f"{len(chosen) / plain_seconds:,.0f} docs/s; precision {plain['precision']:.4f}, recall "
+          f"{plain['recall']:.4f} on {plain['pairs_true']} pairs with J >= {THRESHOLD}")
+    for name in codes:
+        ratio = results[name]["records_per_s"] / results["plain"]["records_per_s"]
+        print(f"{name} end to end / plain loop: {ratio:,.0f}x")
+    if args.old_code:
+        print(f"ours / old code: {results['ours']['records_per_s'] / results['old code']['records_per_s']:.2f}x")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=20000)
+    parser.add_argument("--docs", type=int, help="documents (default 20,000; 100,000 with --end-to-end)")
     parser.add_argument("--plain-docs", type=int, default=4000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of ours; the best is reported")
@@ -186,7 +296,17 @@ def main() -> None:
     parser.add_argument("--file", help="also time a real JSONL file")
     parser.add_argument("--field", help="record field to read from --file (default: the format's text)")
     parser.add_argument("--json", help="write the numbers here as JSON")
+    parser.add_argument("--end-to-end", action="store_true", help="time the data-checks command on a JSONL corpus")
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bench_dedup"),
+                        help="--end-to-end: where the JSONL corpus is written (and reused)")
+    parser.add_argument("--old-code", help="--end-to-end: also run the command with data_checks from this checkout")
     args = parser.parse_args()
+    if args.end_to_end:
+        results = end_to_end(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return
+    args.docs = args.docs or 20000
 
     texts, planted = make_corpus(args.docs, args.seed)
     words = sum(len(t.split()) for t in texts) / len(texts)

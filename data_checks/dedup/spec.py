@@ -1,4 +1,4 @@
-"""The near-duplicate gate as the registry knows it: texts kept during the pass, compared at the end."""
+"""The near-duplicate gate as the registry knows it: texts sketched during the pass, compared at the end."""
 
 from __future__ import annotations
 
@@ -6,27 +6,29 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from data_checks.dedup import DedupResult, find_near_duplicates
+from data_checks.dedup.config import DedupResult
+from data_checks.dedup.gate import NearDuplicateFinder
 from data_checks.formats import record_text
 from data_checks.gate import GateContext, GateSpec
 from data_checks.html_parts import facts_table, image, png
 
 
 class DedupGate:
-    """Keeps each record's text (`checks.dedup.field` or the record's text); `find_near_duplicates` at the end."""
+    """Hands each record's text (`checks.dedup.field` or the record's text) to a `NearDuplicateFinder`,
+    which sketches the texts on its worker processes while the records after them are read; the
+    clusters at the end."""
 
     def __init__(self, context: GateContext) -> None:
         self.fmt, self.config = context.fmt, context.config.dedup
-        self.texts: list[str] = []
+        self.finder = NearDuplicateFinder(self.config)
 
     def add(self, record: dict[str, Any], line: int, text: str | None) -> None:
         field = self.config.field
-        self.texts.append(text if field is None else record_text(record, self.fmt, field))
+        self.finder.add(text if field is None else record_text(record, self.fmt, field))
 
     def result(self, against: Iterator[dict[str, Any]] | None = None) -> DedupResult:
         against_texts = None if against is None else [record_text(r, self.fmt, self.config.field) for r in against]
-        texts, self.texts = self.texts, []
-        return find_near_duplicates(texts, self.config, against_texts)
+        return self.finder.result(against_texts)
 
 
 def _summary(result: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
-"""The near-duplicate gate: datasketch-equal signatures, exact verification, clusters, contamination, real data."""
+"""The near-duplicate gate: hashing, exact verification, clusters, contamination, real data (the hash's statistics:
+test_dedup_statistics.py)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from data_checks.dedup import (
     shingles,
     signatures,
 )
+from data_checks.dedup.hashing import shingle_hash, shingle_hashes, text_keys
+from data_checks.dedup.words import split_words
 from data_checks.formats import record_text
 from tests.conftest import ROOT, needs_shared
 
@@ -79,22 +83,24 @@ def planted():
 
 # ---------------------------------------------------------------- signatures, normalisation, shingles
 
-def test_signatures_equal_datasketch_minhash():
-    datasketch = pytest.importorskip("datasketch")
+def test_signatures_are_deterministic_across_processes():
+    # The hashes have no per-process seed (unlike Python's str hash): the same texts give the same
+    # signatures in any process, so results are reproducible run to run.
     rng = random.Random(1)
     vocabulary = ["Alpha", "beta,", "GAMMA!", "d_e", "ünïcode", "Straße", "x" * 70, "42", "...", "so-called", "İz",
                   "日本語", "naïve", "e\u0301"]
     texts = ["", "  ...  ", "one", "two words", "Hello, World! This is a test.", "a b c d e",
              "A " + "very" * 20 + " long word in a short text"]
     texts += [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 60))) for _ in range(150)]
-    for num_perm in (128, 64):
-        ours = signatures(texts, num_perm=num_perm)
-        assert ours.dtype == np.uint32 and ours.shape == (len(texts), num_perm)
-        for text, row in zip(texts, ours, strict=True):
-            reference = datasketch.MinHash(num_perm=num_perm, seed=1)
-            for shingle in shingles(text):
-                reference.update(shingle.encode("utf-8"))
-            assert np.array_equal(reference.hashvalues, row), text
+    ours = signatures(texts, num_perm=64)
+    assert ours.dtype == np.uint32 and ours.shape == (len(texts), 64)
+    assert (ours[:2] == np.iinfo(np.uint32).max).all() and (ours[2:] != np.iinfo(np.uint32).max).any(axis=1).all()
+    code = ("import json, sys, data_checks.dedup as d; texts = json.load(sys.stdin); "
+            "print(json.dumps(d.signatures(texts, num_perm=64).tolist()))")
+    for seed in ("0", "12345"):
+        done = subprocess.run([sys.executable, "-c", code], input=json.dumps(texts), capture_output=True, text=True,
+                              cwd=ROOT, check=True, timeout=60, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert np.array_equal(np.array(json.loads(done.stdout), dtype=np.uint32), ours)
 
 
 def test_normalisation_and_shingles():
@@ -110,13 +116,27 @@ def test_normalisation_and_shingles():
     assert shingles("x y z w v x y z w v") == {"x y z w v", "y z w v x", "z w v x y", "w v x y z", "v x y z w"}
 
 
-def test_fast_shingle_sets_match_the_reference():
+def test_fast_shingle_hashes_match_the_reference():
+    # The vectorised path (byte-level word split, word hashes, shingle hashes as multiply-adds of word
+    # hashes) gives exactly the hash of each reference shingle string, for every n-gram size.
     rng = random.Random(2)
-    vocabulary = ["Alpha", "beta,", "ünïcode", "_", "Z9", "straße!", "a"]
-    for _ in range(200):
-        text = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 12)))
-        fast = {shingle.decode() for shingle in dedup._shingle_bytes(text, 5)}
-        assert fast == shingles(text), text
+    vocabulary = ["Alpha", "beta,", "ünïcode", "_", "Z9", "straße!", "a", "x" * 70, "abcdefgh", "abcdefghi",
+                  "abcdefghijklmnop", "abcdefghijklmnopq", "日本語"]
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    words = split_words(texts)
+    spelled = [[bytes(words.buffer[s:s + n]) for s, n in zip(words.start[a:b].tolist(), words.length[a:b].tolist(),
+                                                             strict=True)]
+               for a, b in zip(words.first[:-1].tolist(), words.first[1:].tolist(), strict=True)]
+    assert spelled == [normalize(t).encode("utf-8").split() for t in texts]
+    for ngram in (5, 1, 3):
+        hashes = shingle_hashes(words, ngram)  # one per word: a document's shingles, its first one repeated
+        for k, text in enumerate(texts):
+            fast = hashes[words.first[k]:words.first[k + 1]].tolist()
+            assert set(fast) == {shingle_hash(s) for s in shingles(text, ngram)}, text
+            assert len(fast) == len(spelled[k])
+    keys = text_keys(words)
+    for a, b in itertools.combinations(range(len(texts)), 2):
+        assert (keys[a] == keys[b]) == (normalize(texts[a]) == normalize(texts[b]))
 
 
 def test_bands_reach_the_target_collision_probability():
@@ -260,14 +280,50 @@ def test_config_is_an_omegaconf_structured_config():
 
 def test_worker_processes_give_the_same_result(planted, monkeypatch):
     texts, _, single = planted
-    monkeypatch.setattr(dedup, "MIN_CHARS_FOR_POOL", 0)
-    monkeypatch.setattr(dedup, "CHUNK_DOCS", 64)
-    monkeypatch.setattr(dedup, "VERIFY_CHUNK", 16)
+    monkeypatch.setattr(dedup.workers, "MIN_CHARS_FOR_POOL", 0)
+    monkeypatch.setattr(dedup.sketching, "CHUNK_DOCS", 64)
+    monkeypatch.setattr(dedup.gate, "VERIFY_CHUNK", 16)
     pooled = find_near_duplicates(texts, DedupGateConfig(workers=2), against=texts[:50])
     assert pooled.to_dict() | {"contamination": None} == single.to_dict()
     assert pooled.pairs == single.pairs
     assert pooled.contamination["contaminated"] == 50
-    assert np.array_equal(signatures(texts[:100]), dedup._sketch(texts[:100], 5, 128)[0])
+    assert np.array_equal(signatures(texts[:100]), dedup.minhash.sketch(texts[:100], 5, 128)[0])
+    chunked = np.concatenate([signatures(texts[s:min(s + 7, 100)]) for s in range(0, 100, 7)])
+    assert np.array_equal(signatures(texts[:100]), chunked)  # a document's signature ignores its chunk
+
+
+def test_texts_streamed_to_forked_children_give_the_same_result(planted, monkeypatch):
+    # The gate's way (data_checks.dedup.spec): one text at a time, batches forked off while texts still
+    # come, the rest shared out at the end; and a child that fails is run again in this process.
+    texts, _, single = planted
+    monkeypatch.setattr(dedup.workers, "MIN_CHARS_FOR_POOL", 0)
+    monkeypatch.setattr(dedup.sketching, "BATCH_DOCS", 48)
+    monkeypatch.setattr(dedup.sketching, "POLL_EVERY", 8)
+    monkeypatch.setattr(dedup.sketching, "CHUNK_DOCS", 16)
+    monkeypatch.setattr(dedup.gate, "VERIFY_CHUNK", 16)
+    forked = []
+
+    class Counted(dedup.workers.Forked):
+        def __init__(self, function, *args):
+            forked.append(function.__name__)
+            super().__init__(function, *args)
+
+    monkeypatch.setattr(dedup.workers, "Forked", Counted)
+    finder = dedup.NearDuplicateFinder(DedupGateConfig(workers=2))
+    for text in texts:
+        finder.add(text)
+    assert forked.count("sketch_range") >= 2  # while the texts came
+    streamed = finder.result()
+    assert forked.count("sketch_range") >= 3 and "_verify_part" in forked
+    assert streamed.to_dict() == single.to_dict() and streamed.pairs == single.pairs
+
+    def broken(*args):
+        raise RuntimeError("only in the parent")
+
+    task = dedup.workers.Forked(lambda: os._exit(3))  # the child dies: the call is made again here
+    task.function = broken
+    with pytest.raises(RuntimeError, match="only in the parent"):
+        task.result()
 
 
 def test_import_does_not_pull_in_torch():
