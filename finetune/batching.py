@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from finetune.errors import ConfigError
 
+if TYPE_CHECKING:
+    from finetune.config import TrainingConfig
 
-def batch_layout(cfg: Any, world_size: int) -> tuple[int, int]:
+
+def batch_layout(training: TrainingConfig, world_size: int) -> tuple[int, int]:
     """(per-device batch, gradient accumulation) that reach `training.effective_batch_size` exactly."""
-    effective = cfg.training.effective_batch_size
+    effective = training.effective_batch_size
     if effective % world_size:
         raise ConfigError("training.effective_batch_size",
                           f"{effective} is not divisible by the number of processes ({world_size})")
     per_process = effective // world_size
-    per_device = max(d for d in range(1, min(per_process, cfg.training.max_per_device_batch_size) + 1)
+    per_device = max(d for d in range(1, min(per_process, training.max_per_device_batch_size) + 1)
                      if per_process % d == 0)
     return per_device, per_process // per_device

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from data_checks.config import ChecksConfig
 from finetune.errors import ConfigError
@@ -233,18 +234,32 @@ def register_schema() -> None:
 DEFAULT_RANK = {TaskType.generation: 64, TaskType.classification: 16, TaskType.extraction: 16}
 
 
-def resolved_rank(cfg: Any) -> int:
-    return cfg.lora.rank if cfg.lora.rank is not None else DEFAULT_RANK[TaskType(cfg.data.task_type)]
+def resolved_rank(lora: LoraConfig, task_type: TaskType) -> int:
+    return lora.rank if lora.rank is not None else DEFAULT_RANK[task_type]
 
 
-def resolved_alpha(cfg: Any) -> int:
-    return cfg.lora.alpha if cfg.lora.alpha is not None else 2 * resolved_rank(cfg)
+def resolved_alpha(lora: LoraConfig, task_type: TaskType) -> int:
+    return lora.alpha if lora.alpha is not None else 2 * resolved_rank(lora, task_type)
 
 
-def validate(cfg: Any) -> None:
+def typed_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
+    """The composed config as the schema's dataclasses, converted once: enums parsed, interpolations
+    resolved, `checks` a data_checks ChecksConfig; then checked (`validate`). Every step of a run reads
+    its node of the result."""
+    if not isinstance(cfg, TrainConfig):
+        _check_against_schema(cfg)
+        try:
+            cfg = OmegaConf.to_object(cfg)
+        except OmegaConfBaseException as exc:  # e.g. an interpolation that does not resolve
+            key = getattr(exc, "full_key", None) or "config"
+            raise ConfigError(key, str(exc).splitlines()[0]) from None
+    validate(cfg)
+    return cfg
+
+
+def validate(config: TrainConfig) -> None:
     """Cross-field rules, checked before any data or model is loaded. Raise ConfigError on the first."""
-    _check_against_schema(cfg)
-    t, d = cfg.training, cfg.data
+    t, d = config.training, config.data
     positive = {"training.effective_batch_size": t.effective_batch_size,
                 "training.max_per_device_batch_size": t.max_per_device_batch_size,
                 "training.eval_every_steps": t.eval_every_steps,
@@ -260,46 +275,44 @@ def validate(cfg: Any) -> None:
     if d.eval_path is None and not 0.1 <= d.eval_fraction <= 0.5:
         raise ConfigError("data.eval_fraction",
                           f"must be between 0.1 and 0.5 when no data.eval_path is given, got {d.eval_fraction}")
-    if cfg.model.context_length is not None and d.max_length > cfg.model.context_length:
-        raise ConfigError("data.max_length", f"{d.max_length} is longer than the context of {cfg.model.name} "
-                          f"(model.context_length={cfg.model.context_length})")
-    if cfg.model.chat_template:
-        read_chat_template(cfg.model.chat_template)  # a missing or unreadable file fails here, naming the key
+    if config.model.context_length is not None and d.max_length > config.model.context_length:
+        raise ConfigError("data.max_length", f"{d.max_length} is longer than the context of {config.model.name} "
+                          f"(model.context_length={config.model.context_length})")
+    if config.model.chat_template:
+        read_chat_template(config.model.chat_template)  # a missing or unreadable file fails here, naming the key
     if d.max_examples is not None and d.max_examples < 10:
         raise ConfigError("data.max_examples", f"must be at least 10, got {d.max_examples}")
     if t.save_total_limit < 2:
         raise ConfigError("training.save_total_limit", f"must be at least 2 (the best checkpoint and the latest, "
                           f"to resume from), got {t.save_total_limit}")
-    if cfg.lora.rank is not None and cfg.lora.rank < 1:
-        raise ConfigError("lora.rank", f"must be at least 1, got {cfg.lora.rank}")
-    if cfg.lora.alpha is not None and cfg.lora.alpha <= 0:
-        raise ConfigError("lora.alpha", f"must be positive, got {cfg.lora.alpha}")
-    if not 0 <= cfg.lora.dropout < 1:
-        raise ConfigError("lora.dropout", f"must be in [0, 1), got {cfg.lora.dropout}")
-    adaptation, spec = Adaptation(cfg.recipe.adaptation), objective_spec(cfg)
-    if cfg.export.merge and adaptation is Adaptation.full:
+    lora = config.lora
+    if lora.rank is not None and lora.rank < 1:
+        raise ConfigError("lora.rank", f"must be at least 1, got {lora.rank}")
+    if lora.alpha is not None and lora.alpha <= 0:
+        raise ConfigError("lora.alpha", f"must be positive, got {lora.alpha}")
+    if not 0 <= lora.dropout < 1:
+        raise ConfigError("lora.dropout", f"must be in [0, 1), got {lora.dropout}")
+    adaptation, spec = config.recipe.adaptation, objective_spec(config.recipe.objective)
+    if config.export.merge and adaptation is Adaptation.full:
         raise ConfigError("export.merge", "a full fine-tune has no adapter to merge; it exports a full model anyway")
-    if adaptation is Adaptation.qlora and cfg.recipe.deepspeed:
+    if adaptation is Adaptation.qlora and config.recipe.deepspeed:
         raise ConfigError("recipe.deepspeed", "QLoRA trains on one device; a 4-bit base is not sharded with DeepSpeed "
                           "here (use recipe=lora or recipe=full_zero3 to shard)")
-    spec.check(cfg)
-    fmt = DataFormat(d.format).value
-    if fmt != "auto":
-        check_format_fits(cfg, fmt)
-    if cfg.logger.kind == LoggerKind.wandb and cfg.logger.mode not in ("offline", "online", "disabled"):
-        raise ConfigError("logger.mode", f"must be offline, online or disabled, got {cfg.logger.mode!r}")
-    if cfg.get("trl"):
-        check_trl_keys(spec, list(cfg.trl))
-    problems = checks_config(cfg).problems()
+    spec.check(config)
+    if d.format is not DataFormat.auto:
+        check_format_fits(config.recipe, d.format.value)
+    if config.logger.kind is LoggerKind.wandb and config.logger.mode not in ("offline", "online", "disabled"):
+        raise ConfigError("logger.mode", f"must be offline, online or disabled, got {config.logger.mode!r}")
+    if config.trl:
+        check_trl_keys(spec, list(config.trl))
+    problems = config.checks.problems()
     if problems:
         key, problem = problems[0].split(": ", 1)
         raise ConfigError(key, problem)
 
 
-def _check_against_schema(cfg: Any) -> None:
+def _check_against_schema(cfg: DictConfig) -> None:
     """Keys appended with `+key=value` escape Hydra's struct check; the schema still rejects them."""
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         # A plain copy: Hydra leaves appended nodes unflagged, and the merge would inherit that.
         OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.to_container(cfg, resolve=False))
@@ -322,14 +335,9 @@ def check_trl_keys(spec: ObjectiveSpec, keys: list[str]) -> None:
             raise ConfigError(f"trl.{key}", f"not a field of TRL's {config_cls.__name__}{hint}")
 
 
-def checks_config(cfg: Any) -> ChecksConfig:
-    """The `checks` node as the data_checks dataclass it was validated against."""
-    return OmegaConf.to_object(cfg.checks) if OmegaConf.is_config(cfg.checks) else cfg.checks
-
-
-def check_format_fits(cfg: Any, fmt: str) -> None:
+def check_format_fits(recipe: RecipeConfig, fmt: str) -> None:
     """The data format must be one the recipe's objective trains on."""
-    spec = objective_spec(cfg)
+    spec = objective_spec(recipe.objective)
     if fmt not in spec.formats:
-        raise ConfigError("data.format", f"recipe {cfg.recipe.name!r} (objective {spec.objective.value}) trains on "
+        raise ConfigError("data.format", f"recipe {recipe.name!r} (objective {spec.objective.value}) trains on "
                           f"{', '.join(spec.formats)} data, but the data is {fmt!r}")

@@ -18,7 +18,7 @@ from data_checks import DataError, LoadedData, read_records, record_problems
 from data_checks.chat_template import ChatTemplate, TemplateError
 from data_checks.formats import record_conversations, resolve_format
 from data_checks.template import NOTE_TEXT, as_chat_template
-from finetune.config import check_format_fits
+from finetune.config import DataConfig, RecipeConfig, check_format_fits
 from finetune.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,12 @@ def _subset(data: LoadedData, indices: list[int]) -> LoadedData:
     return LoadedData(data.path, [data.records[i] for i in indices], [data.lines[i] for i in indices], data.kind)
 
 
-def load_splits(cfg: Any) -> DataSplits:
-    """Read, format-check and split the data named by `cfg.data`; raise DataError on bad input."""
-    d = cfg.data
+def load_splits(d: DataConfig, recipe: RecipeConfig, seed: int) -> DataSplits:
+    """Read, format-check and split the data the `data` node names (the format must fit the recipe's objective;
+    `seed` picks the held-out records); raise DataError on bad input."""
     train = read_records(d.path, split=d.split)
-    fmt = resolve_format(train.records, str(getattr(d.format, "value", d.format)), train.path, train.lines[0])
-    check_format_fits(cfg, fmt)
+    fmt = resolve_format(train.records, d.format.value, train.path, train.lines[0])
+    check_format_fits(recipe, fmt)
     _check_records(train, fmt)
     if d.max_examples is not None and len(train) > d.max_examples:
         train = _subset(train, list(range(d.max_examples)))
@@ -58,7 +58,7 @@ def load_splits(cfg: Any) -> DataSplits:
         _check_records(evaluation, fmt)
         return DataSplits(train, evaluation, fmt, "file")
     order = list(range(len(train)))
-    random.Random(cfg.seed).shuffle(order)
+    random.Random(seed).shuffle(order)
     n_eval = max(1, round(len(train) * d.eval_fraction))
     if len(train) - n_eval < 1:
         raise DataError(train.path, None, f"only {len(train)} records: too few to hold out an eval split")
@@ -183,9 +183,9 @@ def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:
     return [dict(record) for record in data.records]
 
 
-def sft_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+def sft_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """SFT's rows (`ObjectiveSpec.rows`): token ids with answer masks, and what the summary says of them."""
-    max_length, train_on = cfg.data.max_length, str(getattr(cfg.data.train_on, "value", cfg.data.train_on))
+    max_length, train_on = d.max_length, d.train_on.value
     train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train")
     evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval")
     return train, evaluation, {"truncated": stats.truncated, "dropped_no_answer_tokens": stats.dropped_no_answer_tokens,
@@ -193,11 +193,11 @@ def sft_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dic
                                "template_notes": dict(sorted(stats.template_notes.items()))}
 
 
-def dpo_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+def dpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """DPO's rows: TRL tokenises preference rows itself, with the template arguments."""
     return preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs), {}
 
 
-def grpo_rows(cfg: Any, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+def grpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """GRPO's rows: each prompt with every other column, for the rewards."""
     return prompt_rows(splits.train), prompt_rows(splits.eval), {}

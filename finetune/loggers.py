@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from finetune.config import LoggerKind
+from finetune.config import LoggerConfig, LoggerKind
 
 
-def configure_logger(cfg: Any, run_dir: Path) -> None:
-    kind = LoggerKind(cfg.logger.kind)
+def configure_logger(logger: LoggerConfig, run_dir: Path) -> None:
+    kind = logger.kind
     if kind is LoggerKind.wandb:
         # Offline unless asked otherwise: runs land in run_dir/wandb and `wandb sync` uploads them later.
-        os.environ["WANDB_MODE"] = cfg.logger.mode
+        os.environ["WANDB_MODE"] = logger.mode
         os.environ["WANDB_DIR"] = str(run_dir)
-        os.environ["WANDB_PROJECT"] = cfg.logger.project
+        os.environ["WANDB_PROJECT"] = logger.project
         os.environ.setdefault("WANDB_SILENT", "true")
     elif kind is LoggerKind.tensorboard:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")

@@ -1,4 +1,4 @@
-"""Load the base model and tokenizer named by `cfg.model`, and wrap the model for the recipe."""
+"""Load the base model and tokenizer named by the `model` node, and wrap the model for the recipe."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from finetune.config import Adaptation, Precision, resolved_alpha, resolved_rank
+from finetune.config import (
+    Adaptation,
+    LoraConfig,
+    ModelConfig,
+    Precision,
+    TaskType,
+    TrainConfig,
+    resolved_alpha,
+    resolved_rank,
+)
 from finetune.errors import ConfigError, UserError
 from finetune.templates import read_chat_template
 
@@ -14,9 +23,8 @@ log = logging.getLogger(__name__)
 BUILDERS = ("tiny_llama",)
 
 
-def model_source(cfg: Any) -> str:
+def model_source(m: ModelConfig) -> str:
     """The local directory or hub ID to load from, building the embedded tiny model first if asked."""
-    m = cfg.model
     if m.build is not None:
         if m.build not in BUILDERS:
             raise ConfigError("model.build", f"unknown builder {m.build!r} (available: {', '.join(BUILDERS)})")
@@ -30,43 +38,41 @@ def model_source(cfg: Any) -> str:
     return str(path) if path.exists() else m.path
 
 
-def torch_dtype(cfg: Any) -> Any:
+def torch_dtype(precision: Precision) -> Any:
     import torch
 
-    precision = Precision(cfg.training.precision)
     if precision is Precision.auto:
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
     return {Precision.fp32: torch.float32, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[precision]
 
 
-def load_tokenizer(cfg: Any, source: str) -> Any:
+def load_tokenizer(m: ModelConfig, source: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=cfg.model.revision,
-                                                  trust_remote_code=cfg.model.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=m.revision, trust_remote_code=m.trust_remote_code)
     except OSError as exc:
         raise UserError(f"model.path: cannot load a tokenizer from {source!r}: {exc}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if cfg.model.chat_template:
-        tokenizer.chat_template = read_chat_template(cfg.model.chat_template)
-        log.info("chat template: %s (replaces the tokenizer's; the export carries it)", cfg.model.chat_template)
+    if m.chat_template:
+        tokenizer.chat_template = read_chat_template(m.chat_template)
+        log.info("chat template: %s (replaces the tokenizer's; the export carries it)", m.chat_template)
     if not getattr(tokenizer, "chat_template", None):
         log.warning("the tokenizer of %s has no chat template; chat data needs one", source)
     return tokenizer
 
 
-def load_model(cfg: Any, source: str) -> Any:
+def load_model(config: TrainConfig, source: str) -> Any:
     """The base causal LM in the recipe's precision, with LoRA applied when the recipe adapts with LoRA."""
     from transformers import AutoModelForCausalLM
 
-    adaptation = Adaptation(cfg.recipe.adaptation)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(cfg), "revision": cfg.model.revision,
-                              "trust_remote_code": cfg.model.trust_remote_code}
-    if cfg.model.attn_implementation:
-        kwargs["attn_implementation"] = cfg.model.attn_implementation
-    if _is_mxfp4(cfg, source):
+    m, adaptation, checkpointing = config.model, config.recipe.adaptation, config.training.gradient_checkpointing
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(config.training.precision), "revision": m.revision,
+                              "trust_remote_code": m.trust_remote_code}
+    if m.attn_implementation:
+        kwargs["attn_implementation"] = m.attn_implementation
+    if _is_mxfp4(m, source):
         # GPT-OSS ships MXFP4 experts, which transformers cannot train: dequantise them to the training dtype.
         if adaptation is Adaptation.qlora:
             raise ConfigError("recipe", f"{source} is an MXFP4 checkpoint (GPT-OSS); a 4-bit bitsandbytes base "
@@ -80,23 +86,22 @@ def load_model(cfg: Any, source: str) -> Any:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise UserError(f"model.path: cannot load a model from {source!r}: {exc}") from None
-    if cfg.training.gradient_checkpointing:
+    if checkpointing:
         model.config.use_cache = False
     if adaptation is Adaptation.qlora:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.training.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
     if adaptation in (Adaptation.lora, Adaptation.qlora):
-        model = apply_lora(cfg, model)
+        model = apply_lora(config.lora, config.data.task_type, model)
     return model
 
 
-def _is_mxfp4(cfg: Any, source: str) -> bool:
+def _is_mxfp4(m: ModelConfig, source: str) -> bool:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(source, revision=cfg.model.revision,
-                                            trust_remote_code=cfg.model.trust_remote_code)
+        config = AutoConfig.from_pretrained(source, revision=m.revision, trust_remote_code=m.trust_remote_code)
     except (OSError, ValueError):
         return False  # the model load below reports it
     quantization = getattr(config, "quantization_config", None) or {}
@@ -131,29 +136,30 @@ def linear_layer_names(model: Any) -> list[str]:
                    if isinstance(module, torch.nn.Linear) and module is not head})
 
 
-def lora_config(cfg: Any, model: Any) -> Any:
-    from peft import LoraConfig
+def lora_config(lora: LoraConfig, task_type: TaskType, model: Any) -> Any:
+    """PEFT's LoraConfig for `model` from the `lora` node (the rank's default depends on `data.task_type`)."""
+    import peft
 
-    targets = cfg.lora.target_modules
+    targets = lora.target_modules
     if targets == "all-linear":
         targets = linear_layer_names(model)
     elif not isinstance(targets, str):
         targets = list(targets)
-    parameters = list(cfg.lora.target_parameters) if cfg.lora.target_parameters else None
-    return LoraConfig(r=resolved_rank(cfg), lora_alpha=resolved_alpha(cfg), lora_dropout=cfg.lora.dropout,
-                      target_modules=targets, target_parameters=parameters, use_rslora=cfg.lora.use_rslora,
-                      bias="none", task_type="CAUSAL_LM")
+    parameters = list(lora.target_parameters) if lora.target_parameters else None
+    return peft.LoraConfig(r=resolved_rank(lora, task_type), lora_alpha=resolved_alpha(lora, task_type),
+                           lora_dropout=lora.dropout, target_modules=targets, target_parameters=parameters,
+                           use_rslora=lora.use_rslora, bias="none", task_type="CAUSAL_LM")
 
 
-def apply_lora(cfg: Any, model: Any) -> Any:
+def apply_lora(lora: LoraConfig, task_type: TaskType, model: Any) -> Any:
     from peft import get_peft_model
 
     try:
-        peft_model = get_peft_model(model, lora_config(cfg, model))
+        peft_model = get_peft_model(model, lora_config(lora, task_type, model))
     except ValueError as exc:  # e.g. target modules not found in the model
         raise ConfigError("lora.target_modules", str(exc)) from None
     trainable, total = peft_model.get_nb_trainable_parameters()
-    log.info("LoRA rank %d, alpha %d on %s: %d of %d parameters trainable (%.2f%%)", resolved_rank(cfg),
-             resolved_alpha(cfg), sorted(peft_model.peft_config["default"].target_modules), trainable, total,
-             100 * trainable / total)
+    log.info("LoRA rank %d, alpha %d on %s: %d of %d parameters trainable (%.2f%%)",
+             resolved_rank(lora, task_type), resolved_alpha(lora, task_type),
+             sorted(peft_model.peft_config["default"].target_modules), trainable, total, 100 * trainable / total)
     return peft_model

@@ -3,11 +3,12 @@
 A spec says which data formats the objective trains on, the eval metric it stops early on and keeps the
 best checkpoint by, its TRL config/trainer pair, the TRL keys it adds, its cross-field rules, how its
 rows are built and what the trainer needs besides them. `run.py`, `trainer.py` and `config.validate` look
-the spec up once (`objective_spec(cfg)`); nothing else dispatches on the objective.
+the spec up once (`objective_spec(config.recipe.objective)`); nothing else dispatches on the objective.
 
 Hooks that need the layers above (data, rewards, TRL) are named as `module:function` strings, resolved
 on use, as Hydra's `_target_` is: this module imports nothing of the project but its errors and the
-batch layout, so the config schema can use the `Objective` enum.
+batch layout, so the config schema can use the `Objective` enum. The functions take the typed config
+(`finetune.config.TrainConfig`, converted once by `typed_config`), or the one node they read.
 
 Adding an objective (KTO, ORPO, ...): one `ObjectiveSpec` in `OBJECTIVES` (plus its rows function if its
 data has a new shape, and its config node if it has keys of its own) and one recipe YAML in
@@ -20,10 +21,13 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune.batching import batch_layout
 from finetune.errors import ConfigError
+
+if TYPE_CHECKING:  # the schema imports this module: its types only for the annotations
+    from finetune.config import TrainConfig
 
 
 class Objective(str, Enum):
@@ -32,7 +36,7 @@ class Objective(str, Enum):
     grpo = "grpo"  # TRL GRPOTrainer
 
 
-def _no_check(cfg: Any) -> None:
+def _no_check(config: TrainConfig) -> None:
     return None
 
 
@@ -40,8 +44,9 @@ def _no_check(cfg: Any) -> None:
 class ObjectiveSpec:
     """Everything one objective adds to the shared run. `rows` and `prepare` are `module:function` hooks:
 
-    - `rows(cfg, splits, chat) -> (train_rows, eval_rows, info)`: the rows its TRL trainer takes;
-    - `prepare(cfg, splits) -> dict`: extra trainer keyword arguments, built (and checked against the data)
+    - `rows(data, splits, chat) -> (train_rows, eval_rows, info)`: the rows its TRL trainer takes, from the
+      `data` node (DataConfig), the loaded splits and the chat template;
+    - `prepare(config, splits) -> dict`: extra trainer keyword arguments, built (and checked against the data)
       before any model is loaded, e.g. GRPO's reward functions.
     """
 
@@ -52,8 +57,8 @@ class ObjectiveSpec:
     trl_config: str  # class names in `trl`
     trl_trainer: str
     rows: str
-    args: Callable[[Any], dict[str, Any]]  # the TRL config keys it sets from its config node
-    check: Callable[[Any], None] = _no_check  # its cross-field rules (ConfigError naming the key)
+    args: Callable[[TrainConfig], dict[str, Any]]  # the TRL config keys it sets from its config node
+    check: Callable[[TrainConfig], None] = _no_check  # its cross-field rules (ConfigError naming the key)
     prepare: str | None = None
     summary_metrics: tuple[str, ...] = field(default_factory=tuple)  # eval metrics also kept in the summary
 
@@ -70,38 +75,38 @@ class ObjectiveSpec:
         return getattr(trl, self.trl_config), getattr(trl, self.trl_trainer)
 
 
-def _sft_args(cfg: Any) -> dict[str, Any]:
-    return {"max_length": cfg.data.max_length}
+def _sft_args(config: TrainConfig) -> dict[str, Any]:
+    return {"max_length": config.data.max_length}
 
 
-def _dpo_args(cfg: Any) -> dict[str, Any]:
-    return {"beta": cfg.dpo.beta, "loss_type": [cfg.dpo.loss_type], "max_length": cfg.data.max_length}
+def _dpo_args(config: TrainConfig) -> dict[str, Any]:
+    return {"beta": config.dpo.beta, "loss_type": [config.dpo.loss_type], "max_length": config.data.max_length}
 
 
-def _dpo_check(cfg: Any) -> None:
-    if not 0 < cfg.dpo.beta:
-        raise ConfigError("dpo.beta", f"must be positive, got {cfg.dpo.beta}")
+def _dpo_check(config: TrainConfig) -> None:
+    if not 0 < config.dpo.beta:
+        raise ConfigError("dpo.beta", f"must be positive, got {config.dpo.beta}")
 
 
-def _grpo_args(cfg: Any) -> dict[str, Any]:
-    g = cfg.grpo
+def _grpo_args(config: TrainConfig) -> dict[str, Any]:
+    g = config.grpo
     return {"num_generations": g.num_generations, "max_completion_length": g.max_completion_length,
             "temperature": g.temperature, "beta": g.beta, "use_vllm": g.use_vllm, "vllm_mode": g.vllm_mode,
             "reward_weights": list(g.reward_weights) if g.reward_weights is not None else None,
             "log_completions": False,
             # Prompts are rendered for generation with the same template arguments as the gates and the export.
-            "chat_template_kwargs": dict(cfg.data.chat_template_kwargs) or None}
+            "chat_template_kwargs": dict(config.data.chat_template_kwargs) or None}
 
 
-def _grpo_check(cfg: Any) -> None:
-    g = cfg.grpo
+def _grpo_check(config: TrainConfig) -> None:
+    g = config.grpo
     if not g.rewards:
         raise ConfigError("grpo.rewards", "GRPO needs at least one reward (a file name in conf/reward/)")
     if g.reward_weights is not None and len(g.reward_weights) != len(g.rewards):
         raise ConfigError("grpo.reward_weights", f"{len(g.reward_weights)} weights for {len(g.rewards)} rewards")
     if g.num_generations < 2:
         raise ConfigError("grpo.num_generations", "must be at least 2 (GRPO compares completions of a prompt)")
-    per_device, _ = batch_layout(cfg, 1)
+    per_device, _ = batch_layout(config.training, 1)
     if per_device % g.num_generations:  # TRL groups each prompt's generations inside one device batch
         raise ConfigError("grpo.num_generations", f"{g.num_generations} does not divide the per-device batch "
                           f"({per_device}); change training.effective_batch_size or grpo.num_generations")
@@ -119,9 +124,6 @@ OBJECTIVES: dict[Objective, ObjectiveSpec] = {spec.objective: spec for spec in (
 )}
 
 
-def objective_spec(cfg_or_objective: Any) -> ObjectiveSpec:
-    """The spec of an Objective, an objective name, or a config's `recipe.objective`."""
-    value = cfg_or_objective
-    if not isinstance(value, (str, Objective)):
-        value = value.recipe.objective
-    return OBJECTIVES[Objective(getattr(value, "value", value))]
+def objective_spec(objective: Objective | str) -> ObjectiveSpec:
+    """The spec of an objective (`recipe.objective`, or its name)."""
+    return OBJECTIVES[Objective(objective)]

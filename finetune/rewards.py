@@ -245,10 +245,11 @@ def check_reward_columns(rewards: Iterable[Callable[..., Any]], datasets: Iterab
                                         f"column {column!r}, which this record lacks (its columns: {present})")
 
 
-def prepare_rewards(cfg: Any, splits: Any) -> dict[str, Any]:
-    """GRPO's `prepare` hook (finetune/objectives.py): the reward functions of `grpo.rewards`, checked against
-    the columns of both splits before any model loads, as the trainer's `reward_funcs`."""
-    rewards = load_rewards(list(cfg.grpo.rewards))
+def prepare_rewards(config: Any, splits: Any) -> dict[str, Any]:
+    """GRPO's `prepare` hook (finetune/objectives.py): the reward functions of `grpo.rewards` (`config` is the
+    typed TrainConfig), checked against the columns of both splits before any model loads, as the trainer's
+    `reward_funcs`."""
+    rewards = load_rewards(list(config.grpo.rewards))
     check_reward_columns(rewards, [splits.train, splits.eval])
     return {"reward_funcs": rewards}
 
@@ -337,7 +338,7 @@ def instantiate_reward(name: str, node: Any) -> NamedReward:
 def load_rewards(entries: Iterable[Any] | Mapping[str, Any]) -> list[NamedReward]:
     """The reward callables for TRL's `reward_funcs`, in order, each with a distinct `__name__`.
 
-    `entries` (usually `cfg.grpo.rewards`) is a list whose items are a name of a file in `conf/reward/`
+    `entries` (usually `grpo.rewards`) is a list whose items are a name of a file in `conf/reward/`
     (the name is the file's stem), a path to a reward YAML file (named by its stem), or a config node with
     `_target_` (named by its `_name_` key if it has one, else after its target's function); or a mapping
     from name to config node. Raises ConfigError (exit status 2) for an unknown name, a bad `_target_`, or two

@@ -1,6 +1,7 @@
 """One training run, top to bottom: config -> data -> gates -> train -> export -> summary.
 
-Read this file to follow a run; each step is a call into the module that owns it.
+Read this file to follow a run; each step is a call into the module that owns it. The composed config
+is converted to the typed schema once (`typed_config`), and each step is handed the node it reads.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from data_checks import run_gates, summary_table, write_json_atomic
 from data_checks.chat_template import ChatTemplate
+from data_checks.config import ChecksConfig
 from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
-from finetune.config import Adaptation, checks_config, validate
-from finetune.data import load_splits
+from finetune.config import Adaptation, TrainConfig, typed_config
+from finetune.data import DataSplits, load_splits
 from finetune.export import TemplateUse, export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
 from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
@@ -61,13 +63,14 @@ def _metrics(spec: ObjectiveSpec, state: Any, train_seconds: float, peak_mb: flo
     return metrics
 
 
-def _run_gates(cfg: Any, splits: Any, chat: ChatTemplate, run_dir: Path) -> dict[str, Any] | None:
-    if not cfg.checks.enabled:
+def _run_gates(checks: ChecksConfig, splits: DataSplits, chat: ChatTemplate, max_length: int,
+               run_dir: Path) -> dict[str, Any] | None:
+    if not checks.enabled:
         log.info("data gates disabled (checks.enabled=false)")
         return None
     # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
-    report = run_gates(splits.train, splits.format, checks_config(cfg), tokenizer=chat, against=splits.eval,
-                       max_length=cfg.data.max_length)
+    report = run_gates(splits.train, splits.format, checks, tokenizer=chat, against=splits.eval,
+                       max_length=max_length)
     report["report_path"] = str(run_dir / "data_checks.json")
     if is_main_process():
         write_json_atomic(report["report_path"], report)
@@ -99,28 +102,28 @@ class RunResult:
     log_history: list[dict[str, Any]] = field(default_factory=list)  # the trainer's logs, step by step
 
 
-def run(cfg: Any, run_dir: Path) -> RunResult:
-    """Train and export as `cfg` says; the summary is also written to run_dir/summary.json."""
+def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
+    """Train and export as `cfg` (the composed config) says; the summary is also written to run_dir/summary.json."""
     started = time.perf_counter()
-    validate(cfg)
-    finished = _finished_before(run_dir) if cfg.resume == RESUME_AUTO else None
+    config = typed_config(cfg)
+    finished = _finished_before(run_dir) if config.resume == RESUME_AUTO else None
     if finished is not None:
         log.info("%s already holds a finished run (status %s); nothing to resume. Train again with a new "
                  "hydra.run.dir, or here with resume=never.", run_dir, finished["status"])
         return RunResult(finished)
-    splits = load_splits(cfg)
-    spec = objective_spec(cfg)
+    splits = load_splits(config.data, config.recipe, config.seed)
+    spec = objective_spec(config.recipe.objective)
     prepare = spec.hook("prepare")  # e.g. GRPO's rewards, checked against the data: before anything loads
-    trainer_kwargs = prepare(cfg, splits) if prepare else {}
+    trainer_kwargs = prepare(config, splits) if prepare else {}
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
-    source = model_source(cfg)
-    tokenizer = load_tokenizer(cfg, source)
-    chat = ChatTemplate(tokenizer, OmegaConf.to_container(cfg.data.chat_template_kwargs, resolve=True))
+    source = model_source(config.model)
+    tokenizer = load_tokenizer(config.model, source)
+    chat = ChatTemplate(tokenizer, dict(config.data.chat_template_kwargs))
 
-    summary: dict[str, Any] = {"status": "failed", "recipe": cfg.recipe.name, "model": cfg.model.name,
+    summary: dict[str, Any] = {"status": "failed", "recipe": config.recipe.name, "model": config.model.name,
                                "base_model": source, "run_dir": str(run_dir)}
-    gates = _run_gates(cfg, splits, chat, run_dir)
+    gates = _run_gates(config.checks, splits, chat, config.data.max_length, run_dir)
     summary["gates"] = gates
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
@@ -128,7 +131,7 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
             write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
 
-    train_rows, eval_rows, info = spec.hook("rows")(cfg, splits, chat)
+    train_rows, eval_rows, info = spec.hook("rows")(config.data, splits, chat)
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
                        "chat_template_kwargs": chat.kwargs, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
@@ -140,14 +143,14 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     from finetune.preemption import PreemptionCallback
     from finetune.trainer import build_trainer
 
-    configure_logger(cfg, run_dir)
-    checkpoint = resume_checkpoint(cfg.resume, run_dir, is_main_process())
+    configure_logger(config.logger, run_dir)
+    checkpoint = resume_checkpoint(config.resume, run_dir, is_main_process())
     summary["resumed_from"] = str(checkpoint) if checkpoint else None
     from transformers import set_seed
 
-    set_seed(cfg.seed)  # LoRA's initial weights come from the global RNG: the same in every run of this config
-    model = load_model(cfg, source)
-    trainer = build_trainer(cfg, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
+    set_seed(config.seed)  # LoRA's initial weights come from the global RNG: the same in every run of this config
+    model = load_model(config, source)
+    trainer = build_trainer(config, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
                             resuming=checkpoint is not None)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
@@ -161,14 +164,14 @@ def run(cfg: Any, run_dir: Path) -> RunResult:
     summary["status"] = "stopped_early" if stopped_early(find_callback(trainer, EarlyStoppingCallback)) \
         else "completed"
     weights_in = None
-    if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+    if config.recipe.adaptation is Adaptation.full:
         # Every process takes part: under ZeRO-3 save_model gathers the shards, then the main one writes.
         weights_in = run_dir / ".model.partial"
         trainer.save_model(str(weights_in))
     if not trainer.is_world_process_zero():
         return RunResult(summary, trainer.model, tokenizer, history)
-    summary["export"] = _export(cfg, trainer.model, tokenizer, source, splits, summary, run_dir, weights_in)
-    plot_losses(history, run_dir / "loss.png", f"{cfg.recipe.name} on {cfg.model.name}")
+    summary["export"] = _export(config, trainer.model, tokenizer, source, splits, summary, run_dir, weights_in)
+    plot_losses(history, run_dir / "loss.png", f"{config.recipe.name} on {config.model.name}")
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(summary, trainer.model, tokenizer, history)
 
@@ -190,27 +193,27 @@ def _preempted(summary: dict[str, Any], trainer: Any, preemption: Any, run_dir: 
     return RunResult(summary, trainer.model, None, trainer.state.log_history)
 
 
-def _export(cfg: Any, model: Any, tokenizer: Any, source: str, splits: Any, summary: dict[str, Any],
-            run_dir: Path, weights_in: Path | None = None) -> dict[str, Any]:
+def _export(config: TrainConfig, model: Any, tokenizer: Any, source: str, splits: DataSplits,
+            summary: dict[str, Any], run_dir: Path, weights_in: Path | None = None) -> dict[str, Any]:
     """The adapter (and, with export.merge, the merged model) or the full model, each with its model card."""
     datasets = [{"path": d.path, "sha256": sha256_of(d.path), "records": len(d)}
                 for d in ([splits.train, splits.eval] if splits.eval_source == "file" else [splits.train])]
-    run_info = {"recipe": cfg.recipe.name, "config_yaml": OmegaConf.to_yaml(cfg, resolve=True),
+    run_info = {"recipe": config.recipe.name, "config_yaml": OmegaConf.to_yaml(OmegaConf.structured(config)),
                 "datasets": datasets, "gates": summary["gates"], "metrics": summary["metrics"],
                 "versions": library_versions(), "git_commit": git_commit()}
 
     def card(info: dict[str, Any]) -> str:
         return render_model_card(run_info, info)
 
-    length = cfg.data.max_length
-    template = TemplateUse(OmegaConf.to_container(cfg.data.chat_template_kwargs, resolve=True),
-                           bool(cfg.model.chat_template), (summary.get("data") or {}).get("template_notes") or {})
-    if Adaptation(cfg.recipe.adaptation) is Adaptation.full:
+    length = config.data.max_length
+    template = TemplateUse(dict(config.data.chat_template_kwargs), bool(config.model.chat_template),
+                           (summary.get("data") or {}).get("template_notes") or {})
+    if config.recipe.adaptation is Adaptation.full:
         return export_full_model(model, tokenizer, run_dir / "model", source, card, weights_in=weights_in,
                                  trained_length=length, template=template)
-    exported = export_adapter(model, tokenizer, run_dir / "adapter", cfg.export.adapter_name or cfg.recipe.name,
+    exported = export_adapter(model, tokenizer, run_dir / "adapter", config.export.adapter_name or config.recipe.name,
                               card, trained_length=length, template=template)
-    if cfg.export.merge:
+    if config.export.merge:
         exported["merged"] = merge_adapter(Path(exported["path"]), run_dir / "merged", source, card, length)
     return exported
 

@@ -15,9 +15,12 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from finetune.errors import ConfigError, UserError
+
+if TYPE_CHECKING:
+    from finetune.config import SlurmConfig, TrainConfig, TrainingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "slurm" / "train.sbatch"
@@ -55,7 +58,7 @@ def train_overrides(overrides: list[str], run_dir: Path) -> list[str]:
     return [*kept, f"hydra.run.dir={run_dir}"]
 
 
-def compose_config(overrides: list[str]) -> tuple[Any, Path]:
+def compose_config(overrides: list[str]) -> tuple[TrainConfig, Path]:
     """The training config train.py will run (checked as train.py checks it) and its absolute run directory."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
@@ -63,7 +66,7 @@ def compose_config(overrides: list[str]) -> tuple[Any, Path]:
     from omegaconf.errors import OmegaConfBaseException
 
     from finetune.cli import CONFIG_DIR
-    from finetune.config import register_schema, validate
+    from finetune.config import register_schema, typed_config
 
     register_schema()
     try:
@@ -75,15 +78,13 @@ def compose_config(overrides: list[str]) -> tuple[Any, Path]:
         raise SubmitError(" ".join(line.strip() for line in message.splitlines() if line.strip())) from None
     with open_dict(cfg):
         del cfg["hydra"]
-    validate(cfg)
-    return cfg, run_dir
+    return typed_config(cfg), run_dir
 
 
-def job_shape(cfg: Any) -> dict[str, int]:
+def job_shape(s: SlurmConfig, training: TrainingConfig) -> dict[str, int]:
     """Nodes, GPUs and processes per node, checked against each other and the batch size."""
     from finetune.batching import batch_layout
 
-    s = cfg.slurm
     processes = s.processes_per_node if s.processes_per_node is not None else max(s.gpus_per_node, 1)
     for key, value, least in (("nodes", s.nodes, 1), ("gpus_per_node", s.gpus_per_node, 0),
                               ("processes_per_node", processes, 1), ("cpus_per_task", s.cpus_per_task, 1),
@@ -96,15 +97,15 @@ def job_shape(cfg: Any) -> dict[str, int]:
     for name in s.env:
         if not name.isidentifier():
             raise ConfigError("slurm.env", f"{name!r} is not an environment variable name")
-    batch_layout(cfg, s.nodes * processes)  # the effective batch must split evenly over every process
+    batch_layout(training, s.nodes * processes)  # the effective batch must split evenly over every process
     return {"nodes": s.nodes, "gpus_per_node": s.gpus_per_node, "processes_per_node": processes}
 
 
-def render(cfg: Any, run_dir: Path, overrides: list[str], workdir: Path | None = None) -> str:
+def render(config: TrainConfig, run_dir: Path, overrides: list[str], workdir: Path | None = None) -> str:
     """slurm/train.sbatch filled in for this config."""
     import jinja2
 
-    s = cfg.slurm
+    s = config.slurm
     directives = [f"--{k}={v}" for k, v in (("partition", s.partition), ("account", s.account), ("qos", s.qos),
                                                ("time", s.time), ("mem", s.mem)) if v is not None]
     directives += ["--exclusive"] if s.exclusive else []
@@ -113,8 +114,9 @@ def render(cfg: Any, run_dir: Path, overrides: list[str], workdir: Path | None =
     env.filters["q"] = lambda value: shlex.quote(str(value))
     template = env.from_string(TEMPLATE.read_text())
     return template.render(
-        **job_shape(cfg), job_name=s.job_name or f"finetune-{cfg.recipe.name}", cpus_per_task=s.cpus_per_task,
-        signal_seconds=s.signal_seconds, shutdown_timeout=max(s.signal_seconds - 15, 10), directives=directives,
+        **job_shape(s, config.training), job_name=s.job_name or f"finetune-{config.recipe.name}",
+        cpus_per_task=s.cpus_per_task, signal_seconds=s.signal_seconds,
+        shutdown_timeout=max(s.signal_seconds - 15, 10), directives=directives,
         run_dir=run_dir, python=s.python or sys.executable, workdir=workdir or Path.cwd(), setup=list(s.setup),
         env=dict(s.env), train_py=REPO / "train.py", train_args=shlex.join(train_overrides(overrides, run_dir)))
 
@@ -144,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if unknown:
             raise SubmitError(f"unknown option {unknown[0]} (overrides are KEY=VALUE; see --help)")
-        cfg, run_dir = compose_config(overrides)
-        script = render(cfg, run_dir, overrides)
+        config, run_dir = compose_config(overrides)
+        script = render(config, run_dir, overrides)
         if dry_run:
             print(script, end="")
             return 0

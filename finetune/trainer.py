@@ -16,9 +16,9 @@ from typing import Any
 from finetune.batching import batch_layout
 from finetune.callbacks import RunMetricsCallback, early_stopping_callback
 from finetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
-from finetune.config import LoggerKind, Precision
+from finetune.config import LoggerConfig, LoggerKind, Precision, TrainConfig
 from finetune.modeling import torch_dtype
-from finetune.objectives import objective_spec
+from finetune.objectives import ObjectiveSpec, objective_spec
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -28,9 +28,8 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def report_to(cfg: Any) -> list[str]:
-    kind = LoggerKind(cfg.logger.kind)
-    return [] if kind is LoggerKind.none else [kind.value]
+def report_to(logger: LoggerConfig) -> list[str]:
+    return [] if logger.kind is LoggerKind.none else [logger.kind.value]
 
 
 def ensure_distributed_env() -> None:
@@ -60,9 +59,8 @@ def own_port_for_a_world_of_one() -> None:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
 
 
-def deepspeed_config(cfg: Any) -> str | None:
-    """The recipe's DeepSpeed JSON: a name in conf/deepspeed/ or a path."""
-    name = cfg.recipe.deepspeed
+def deepspeed_config(name: str | None) -> str | None:
+    """The recipe's DeepSpeed JSON (`recipe.deepspeed`): a name in conf/deepspeed/ or a path."""
     if not name:
         return None
     path = Path(name) if name.endswith(".json") else CONFIG_DIR / "deepspeed" / f"{name}.json"
@@ -74,7 +72,7 @@ def deepspeed_config(cfg: Any) -> str | None:
     return str(path)
 
 
-def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
+def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
     """TrainingArguments shared by every objective: each value comes from one config key.
 
     A resumed run skips the evaluation at its start: the checkpoint's run already did it, and
@@ -82,15 +80,15 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
     """
     import torch
 
-    t = cfg.training
-    per_device, accumulation = batch_layout(cfg, world_size())
-    dtype = torch_dtype(cfg)
-    spec = objective_spec(cfg)
+    t = config.training
+    per_device, accumulation = batch_layout(t, world_size())
+    dtype = torch_dtype(t.precision)
+    spec = objective_spec(config.recipe.objective)
     log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
              accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
     args = {
         "output_dir": str(checkpoints_dir(run_dir)),
-        "seed": cfg.seed,
+        "seed": config.seed,
         "learning_rate": t.learning_rate,
         "num_train_epochs": t.epochs,
         "max_steps": t.max_steps,
@@ -103,7 +101,7 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
         "max_grad_norm": t.max_grad_norm,
         "activation_checkpointing": t.gradient_checkpointing,
         "bf16": dtype == torch.bfloat16,
-        "fp16": Precision(t.precision) is Precision.fp16,
+        "fp16": t.precision is Precision.fp16,
         "eval_strategy": "steps",
         "eval_steps": t.eval_every_steps,
         "eval_on_start": not resuming,
@@ -116,12 +114,12 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
         "greater_is_better": spec.greater_is_better,
         "logging_steps": t.logging_steps,
         "logging_first_step": True,
-        "report_to": report_to(cfg),
+        "report_to": report_to(config.logger),
         "run_name": run_dir.name,
         "include_num_input_tokens_seen": "non_padding",
         "disable_tqdm": False,
         "dataloader_pin_memory": torch.cuda.is_available(),
-        "deepspeed": deepspeed_config(cfg),
+        "deepspeed": deepspeed_config(config.recipe.deepspeed),
     }
     if not torch.cuda.is_available():
         # CPU processes (tests, CPU clusters): accelerate's multi-CPU path over gloo; NCCL is the GPU default.
@@ -131,22 +129,20 @@ def common_args(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = F
     return args
 
 
-def trl_arguments(cfg: Any, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
+def trl_arguments(config: TrainConfig, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
     """The keyword arguments of the objective's TRL config: the common ones, the objective's, then `trl:`
     (validated against the config class in `config.validate`) over both."""
-    from omegaconf import OmegaConf
-
-    passed = OmegaConf.to_container(cfg.trl, resolve=True) if OmegaConf.is_config(cfg.get("trl")) else {}
-    return {**common_args(cfg, run_dir, train_examples, resuming), **objective_spec(cfg).args(cfg), **(passed or {})}
+    spec = objective_spec(config.recipe.objective)
+    return {**common_args(config, run_dir, train_examples, resuming), **spec.args(config), **config.trl}
 
 
-def trl_classes(cfg: Any) -> tuple[Any, Any]:
+def trl_classes(spec: ObjectiveSpec) -> tuple[Any, Any]:
     """The objective's TRL config class, and its trainer class with atomic checkpoints mixed in."""
-    config_cls, trainer_cls = objective_spec(cfg).trl_classes()
+    config_cls, trainer_cls = spec.trl_classes()
     return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
 
 
-def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
                   run_dir: Path, trainer_kwargs: dict[str, Any] | None = None, resuming: bool = False) -> Any:
     """The trainer, with the callbacks the run reads its metrics and preemption from. `trainer_kwargs`: what
     the objective's `prepare` hook built (GRPO's `reward_funcs`)."""
@@ -154,12 +150,13 @@ def build_trainer(cfg: Any, model: Any, tokenizer: Any, train_rows: list[dict], 
 
     from finetune.preemption import PreemptionCallback
 
-    if cfg.recipe.deepspeed:
+    if config.recipe.deepspeed:
         ensure_distributed_env()
     own_port_for_a_world_of_one()
-    config_cls, trainer_cls = trl_classes(cfg)
-    args = config_cls(**trl_arguments(cfg, run_dir, len(train_rows), resuming))
-    callbacks = [early_stopping_callback(cfg.training.early_stopping_patience, cfg.training.early_stopping_threshold),
+    config_cls, trainer_cls = trl_classes(objective_spec(config.recipe.objective))
+    args = config_cls(**trl_arguments(config, run_dir, len(train_rows), resuming))
+    t = config.training
+    callbacks = [early_stopping_callback(t.early_stopping_patience, t.early_stopping_threshold),
                  RunMetricsCallback(), PreemptionCallback()]
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                           eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,

@@ -69,6 +69,14 @@ def compose(overrides: list[str] | None = None) -> Any:
         return hydra_compose(config_name="train", overrides=overrides or [])
 
 
+def typed(overrides: list[str] | None = None) -> Any:
+    """The config a run works with: `compose(OVERRIDES)` converted once to the typed schema and checked, as
+    `finetune.run.run` does (`typed_config`)."""
+    from finetune.config import typed_config
+
+    return typed_config(compose(overrides))
+
+
 def run_cli(args: list[str], cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python train.py ARGS` in a subprocess; stdout and stderr captured as text."""
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True,

@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from finetune.batching import batch_layout
-from finetune.config import TrainConfig, resolved_alpha, resolved_rank, validate
+from finetune.config import TrainConfig, resolved_alpha, resolved_rank, typed_config
 from finetune.errors import ConfigError
 from tests.conftest import ROOT, compose
 
@@ -31,7 +31,7 @@ def test_config_composes_and_validates(group: str, option: str):
     cfg = compose(overrides)
     as_object = OmegaConf.to_object(cfg)  # resolves every interpolation and checks every type
     assert isinstance(as_object, TrainConfig)
-    validate(cfg)
+    typed_config(cfg)
     if group not in ("checks", "logger", "slurm"):
         assert cfg[group].name, f"{group}={option} sets no name"
 
@@ -50,7 +50,9 @@ def test_seed_defaults():
     assert cfg.training.early_stopping_patience == 3
     assert cfg.data.eval_fraction == 0.1
     assert cfg.lora.target_modules == "all-linear"
-    assert resolved_rank(cfg) == 64 and resolved_alpha(cfg) == 128
+    config = typed_config(cfg)
+    assert resolved_rank(config.lora, config.data.task_type) == 64
+    assert resolved_alpha(config.lora, config.data.task_type) == 128
     assert compose(["recipe=full"]).training.learning_rate == 2e-5
 
 
@@ -62,8 +64,9 @@ def test_seed_defaults():
     (["lora.rank=8", "lora.alpha=8"], 8, 8),
 ])
 def test_lora_rank_follows_task_type(overrides: list[str], rank: int, alpha: int):
-    cfg = compose(overrides)
-    assert (resolved_rank(cfg), resolved_alpha(cfg)) == (rank, alpha)
+    config = typed_config(compose(overrides))
+    assert (resolved_rank(config.lora, config.data.task_type), resolved_alpha(config.lora, config.data.task_type)) \
+        == (rank, alpha)
 
 
 @pytest.mark.parametrize(("effective", "max_per_device", "world", "layout"), [
@@ -74,14 +77,14 @@ def test_batch_layout_reaches_effective_batch(effective: int, max_per_device: in
                                               layout: tuple[int, int]):
     cfg = compose([f"training.effective_batch_size={effective}",
                    f"training.max_per_device_batch_size={max_per_device}"])
-    per_device, accumulation = batch_layout(cfg, world)
+    per_device, accumulation = batch_layout(typed_config(cfg).training, world)
     assert (per_device, accumulation) == layout
     assert per_device * accumulation * world == effective
 
 
 def test_batch_layout_rejects_indivisible_world():
     with pytest.raises(ConfigError, match="training.effective_batch_size"):
-        batch_layout(compose(["training.effective_batch_size=15"]), 2)
+        batch_layout(typed_config(compose(["training.effective_batch_size=15"])).training, 2)
 
 
 @pytest.mark.parametrize(("override", "key"), [
@@ -96,16 +99,16 @@ def test_batch_layout_rejects_indivisible_world():
 def test_cross_field_rules(override: str, key: str | None):
     cfg = compose([override])
     if key is None:
-        validate(cfg)
+        typed_config(cfg)
         return
     with pytest.raises(ConfigError) as info:
-        validate(cfg)
+        typed_config(cfg)
     assert str(info.value).startswith(f"{key}:")
 
 
 def test_merge_with_full_recipe_is_rejected():
     with pytest.raises(ConfigError, match="export.merge"):
-        validate(compose(["recipe=full", "export.merge=true"]))
+        typed_config(compose(["recipe=full", "export.merge=true"]))
 
 
 def test_unknown_key_is_named():
@@ -119,4 +122,4 @@ def test_unknown_key_is_named():
 def test_appended_unknown_key_is_rejected_by_the_schema():
     cfg = compose(["+training.nonsense=1"])  # `+` bypasses Hydra's struct check ...
     with pytest.raises(ConfigError, match=r"^training\.nonsense: Key 'nonsense' not in 'TrainingConfig'"):
-        validate(cfg)  # ... the schema check does not
+        typed_config(cfg)  # ... the schema check does not

@@ -10,7 +10,7 @@ import pytest
 
 from data_checks import DataError, LoadedData
 from finetune.data import load_splits, to_example, tokenize_example, tokenize_split
-from tests.conftest import chat, compose, write_jsonl
+from tests.conftest import chat, typed, write_jsonl
 
 END = "<|im_end|>"  # the tiny tokenizer's end-of-turn token, which is also its EOS
 
@@ -206,14 +206,18 @@ def _numbered_chats(n: int) -> list[dict[str, Any]]:
     return [chat(f"Question {i}?", f"Answer {i}.") for i in range(n)]
 
 
+def _load_splits(overrides: list[str]) -> Any:
+    config = typed(overrides)
+    return load_splits(config.data, config.recipe, config.seed)
+
+
 def _ids(data: LoadedData) -> list[int]:
     return [int(r["messages"][0]["content"].split()[1].rstrip("?")) for r in data.records]
 
 
 def test_load_splits_holds_out_ten_percent_deterministically(tmp_path: Path):
     path = write_jsonl(tmp_path / "d.jsonl", _numbered_chats(100))
-    cfg = compose([f"data.path={path}"])
-    splits = load_splits(cfg)
+    splits = _load_splits([f"data.path={path}"])
     assert (splits.format, splits.eval_source) == ("chat", "held_out")
     assert (len(splits.train), len(splits.eval)) == (90, 10)
     train, held = _ids(splits.train), _ids(splits.eval)
@@ -224,21 +228,21 @@ def test_load_splits_holds_out_ten_percent_deterministically(tmp_path: Path):
     assert splits.train.path == splits.eval.path == str(path)
     assert held != list(range(90, 100))  # a shuffled hold-out, not the file's tail
     # Same seed, same split; another seed, another split.
-    again = load_splits(compose([f"data.path={path}"]))
+    again = _load_splits([f"data.path={path}"])
     assert (_ids(again.train), _ids(again.eval)) == (train, held)
-    assert _ids(load_splits(compose([f"data.path={path}", "seed=7"])).eval) != held
+    assert _ids(_load_splits([f"data.path={path}", "seed=7"]).eval) != held
 
 
 def test_load_splits_eval_fraction(tmp_path: Path):
     path = write_jsonl(tmp_path / "d.jsonl", _numbered_chats(40))
-    splits = load_splits(compose([f"data.path={path}", "data.eval_fraction=0.25"]))
+    splits = _load_splits([f"data.path={path}", "data.eval_fraction=0.25"])
     assert (len(splits.train), len(splits.eval)) == (30, 10)
 
 
 def test_load_splits_uses_the_eval_file_when_given(tmp_path: Path):
     train_path = write_jsonl(tmp_path / "train.jsonl", _numbered_chats(30))
     eval_path = write_jsonl(tmp_path / "eval.jsonl", [chat(f"Question {i}?", "Held.") for i in range(100, 107)])
-    splits = load_splits(compose([f"data.path={train_path}", f"data.eval_path={eval_path}"]))
+    splits = _load_splits([f"data.path={train_path}", f"data.eval_path={eval_path}"])
     assert splits.eval_source == "file"
     assert _ids(splits.train) == list(range(30))  # nothing held out of the training file
     assert _ids(splits.eval) == list(range(100, 107))
@@ -249,18 +253,18 @@ def test_load_splits_checks_the_eval_file_too(tmp_path: Path):
     train_path = write_jsonl(tmp_path / "train.jsonl", _numbered_chats(30))
     eval_path = write_jsonl(tmp_path / "eval.jsonl", [chat("q", "a"), chat("q", "a"), chat("q", "")])
     with pytest.raises(DataError, match=r"eval\.jsonl:3: messages\[1\] \(assistant\) has empty content"):
-        load_splits(compose([f"data.path={train_path}", f"data.eval_path={eval_path}"]))
+        _load_splits([f"data.path={train_path}", f"data.eval_path={eval_path}"])
 
 
 def test_load_splits_reads_alpaca(tmp_path: Path):
     records = [{"instruction": f"Repeat {i}.", "input": "", "output": str(i)} for i in range(20)]
     path = write_jsonl(tmp_path / "d.jsonl", records)
-    splits = load_splits(compose([f"data.path={path}"]))
+    splits = _load_splits([f"data.path={path}"])
     assert (splits.format, len(splits.train), len(splits.eval)) == ("alpaca", 18, 2)
     example = to_example(splits.train.records[0], splits.format)
     n = int(example["messages"][1]["content"])
     assert example == chat(f"Repeat {n}.", str(n))
-    assert load_splits(compose([f"data.path={path}", "data.format=alpaca"])).format == "alpaca"
+    assert _load_splits([f"data.path={path}", "data.format=alpaca"]).format == "alpaca"
 
 
 def test_load_splits_reports_the_first_bad_record_and_the_count(tmp_path: Path):
@@ -269,21 +273,21 @@ def test_load_splits_reports_the_first_bad_record_and_the_count(tmp_path: Path):
     records[11] = {"messages": []}
     path = write_jsonl(tmp_path / "d.jsonl", records)
     with pytest.raises(DataError) as err:
-        load_splits(compose([f"data.path={path}"]))
+        _load_splits([f"data.path={path}"])
     assert err.value.line == 7
     assert str(err.value) == f"{path}:7: messages[1] (assistant) has empty content (and 1 more bad records)"
 
 
 def test_load_splits_max_examples_takes_the_first_records(tmp_path: Path):
     path = write_jsonl(tmp_path / "d.jsonl", _numbered_chats(100))
-    splits = load_splits(compose([f"data.path={path}", "data.max_examples=20"]))
+    splits = _load_splits([f"data.path={path}", "data.max_examples=20"])
     assert (len(splits.train), len(splits.eval)) == (18, 2)
     assert sorted(_ids(splits.train) + _ids(splits.eval)) == list(range(20))
 
 
 def test_load_splits_end_to_end_tokenises(tmp_path: Path, tok: Any):
     path = write_jsonl(tmp_path / "d.jsonl", _numbered_chats(20))
-    splits = load_splits(compose([f"data.path={path}"]))
+    splits = _load_splits([f"data.path={path}"])
     rows, stats = tokenize_split(splits.eval, splits.format, tok, 256, "answers", "eval")
     assert stats.examples == len(rows) == 2
     for row, record in zip(rows, splits.eval.records, strict=True):

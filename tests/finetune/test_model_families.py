@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from finetune.config import TrainConfig, validate
+from finetune.config import TrainConfig, typed_config
 from finetune.tiny_families import ARCHITECTURES, build_tiny_family
 from finetune.vllm_rules import VLLM_LORA_TARGETS, vllm_adapter_problems
 from tests.conftest import ROOT, compose, run_cli, write_jsonl
@@ -87,9 +87,9 @@ def exported(built: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
         from finetune.export import export_adapter
         from finetune.modeling import load_model, load_tokenizer
 
-        cfg = compose(_overrides(arch, built(arch)))
-        model = load_model(cfg, str(built(arch)))
-        export_adapter(model, load_tokenizer(cfg, str(built(arch))), root / arch, "test")
+        config = typed_config(compose(_overrides(arch, built(arch))))
+        model = load_model(config, str(built(arch)))
+        export_adapter(model, load_tokenizer(config.model, str(built(arch))), root / arch, "test")
         return root / arch
     cache: dict[str, Path] = {}
     return lambda arch: cache.get(arch) or cache.setdefault(arch, export(arch))
@@ -200,12 +200,13 @@ def test_model_preset_composes_and_targets_what_vllm_loads(preset: str, built: A
 
     cfg = compose([f"model={preset}"])
     assert isinstance(OmegaConf.to_object(cfg), TrainConfig)
-    validate(cfg)
+    config = typed_config(cfg)
     assert cfg.model.name and cfg.model.path
     assert preset == "tiny" or cfg.model.context_length, f"model={preset} sets no context_length"
     assert preset in PRESET_ARCHITECTURE, f"add model={preset} to PRESET_ARCHITECTURE with its architecture"
     arch = PRESET_ARCHITECTURE[preset]
-    targets = sorted(lora_config(cfg, AutoModelForCausalLM.from_pretrained(built(arch))).target_modules)
+    model = AutoModelForCausalLM.from_pretrained(built(arch))
+    targets = sorted(lora_config(config.lora, config.data.task_type, model).target_modules)
     assert set(targets) <= VLLM_LORA_TARGETS[arch], (preset, targets)
     assert not vllm_adapter_problems({"target_modules": targets, "r": 64}, {"model_type": arch})
 
@@ -264,12 +265,12 @@ def test_an_mxfp4_checkpoint_is_dequantised_for_lora_and_refused_for_qlora(tmp_p
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt_oss", "architectures": ["GptOssForCausalLM"],
                                                       "quantization_config": {"quant_method": "mxfp4"}}))
-    cfg = compose(["recipe=qlora", f"model.path={tmp_path}", "model.build=null"])
-    assert _is_mxfp4(cfg, str(tmp_path))
+    config = typed_config(compose(["recipe=qlora", f"model.path={tmp_path}", "model.build=null"]))
+    assert _is_mxfp4(config.model, str(tmp_path))
     with pytest.raises(ConfigError, match="MXFP4 checkpoint"):
-        load_model(cfg, str(tmp_path))
+        load_model(config, str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
-    assert not _is_mxfp4(cfg, str(tmp_path))
+    assert not _is_mxfp4(config.model, str(tmp_path))
 
 
 @pytest.mark.slow
@@ -299,8 +300,7 @@ def test_a_reasoning_family_trains_its_reasoning(arch: str, family: str, notes: 
     # The answer mask holds each turn's reasoning: decoded masked tokens of the first record's examples.
     from data_checks import read_records
 
-    cfg = compose(overrides)
-    tokenizer = load_tokenizer(cfg, str(model_dir))
+    tokenizer = load_tokenizer(typed_config(compose(overrides)).model, str(model_dir))
     rows, stats = tokenize_split(read_records(str(data)), "chat", tokenizer, 512, "answers", "train")
     assert stats.examples == 2 * stats.records and set(stats.template_notes) >= notes
     trained = [tokenizer.decode([t for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True) if m])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import validate
+from finetune.config import typed_config
 from finetune.errors import ConfigError
 from tests.conftest import ROOT, compose
 
@@ -100,7 +100,8 @@ def test_grpo_options_reach_trl():
 
     cfg = compose(["recipe=grpo", "grpo.use_vllm=true", "grpo.num_generations=8",
                    "grpo.rewards=[keyword,length_penalty]", "grpo.reward_weights=[1.0,0.5]"])
-    args = objective_spec(cfg).args(cfg)
+    config = typed_config(cfg)
+    args = objective_spec(config.recipe.objective).args(config)
     assert (args["use_vllm"], args["vllm_mode"], args["num_generations"]) == (True, "colocate", 8)
     assert args["reward_weights"] == [1.0, 0.5]
 
@@ -118,9 +119,10 @@ def test_impossible_combinations_fail_at_config_time(overrides: list[str], key: 
     if key == "data.format":  # the sample's format is detected from the file: checked when the data loads
         from finetune.data import load_splits
 
+        config = typed_config(cfg)
         with pytest.raises(ConfigError, match="recipe 'dpo' .objective dpo. trains on preference data"):
-            load_splits(cfg)
+            load_splits(config.data, config.recipe, config.seed)
         return
     with pytest.raises(ConfigError) as info:
-        validate(cfg)
+        typed_config(cfg)
     assert str(info.value).startswith(f"{key}:")

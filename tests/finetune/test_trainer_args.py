@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from finetune.config import validate
+from finetune.config import typed_config
 from finetune.errors import ConfigError
+from finetune.objectives import objective_spec
 from finetune.trainer import trl_arguments, trl_classes
 from tests.conftest import compose
 
@@ -32,10 +33,9 @@ TRAINING_TO_TRL = {
 
 
 def _trl_config(overrides: list[str], tmp_path: Path) -> Any:
-    cfg = compose(overrides)
-    validate(cfg)
-    config_cls, _ = trl_classes(cfg)
-    return config_cls(**trl_arguments(cfg, tmp_path, 100))
+    config = typed_config(compose(overrides))
+    config_cls, _ = trl_classes(objective_spec(config.recipe.objective))
+    return config_cls(**trl_arguments(config, tmp_path, 100))
 
 
 @pytest.mark.parametrize("override", TRAINING_TO_TRL)
@@ -74,9 +74,9 @@ def test_trl_node_passes_any_field_of_the_objectives_config(recipe: str, key: st
 
 def test_a_misspelt_trl_key_names_itself_and_the_closest_field():
     with pytest.raises(ConfigError, match=r"trl\.optimm: not a field of TRL's SFTConfig \(did you mean optim"):
-        validate(compose(["+trl.optimm=adamw_torch"]))
+        typed_config(compose(["+trl.optimm=adamw_torch"]))
     with pytest.raises(ConfigError, match="trl.beta: not a field of TRL's SFTConfig"):
-        validate(compose(["+trl.beta=0.2"]))  # DPO's key under an SFT recipe
+        typed_config(compose(["+trl.beta=0.2"]))  # DPO's key under an SFT recipe
 
 
 def test_every_objective_spec_resolves_and_names_real_trl_classes():
@@ -91,5 +91,6 @@ def test_every_objective_spec_resolves_and_names_real_trl_classes():
         assert dataclasses.is_dataclass(config_cls) and trainer_cls.__name__ == spec.trl_trainer
         assert callable(spec.hook("rows")) and (spec.prepare is None or callable(spec.hook("prepare")))
         fields = {f.name for f in dataclasses.fields(config_cls)}
-        cfg = compose([f"recipe={'lora' if spec.objective is Objective.sft else spec.objective.value}"])
-        assert set(spec.args(cfg)) <= fields  # every key an objective sets is a field of its TRL config
+        recipe = "lora" if spec.objective is Objective.sft else spec.objective.value
+        config = typed_config(compose([f"recipe={recipe}"]))
+        assert set(spec.args(config)) <= fields  # every key an objective sets is a field of its TRL config

@@ -9,25 +9,24 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tests.conftest import compose
+from tests.conftest import typed
 
 
 def test_trl_labels_are_the_answer_tokens_and_minus_100_everywhere_else(tiny_model_dir: Path):
     import torch
 
     from data_checks.chat_template import ChatTemplate
-    from finetune.config import validate
     from finetune.data import load_splits, sft_rows
     from finetune.modeling import load_model, load_tokenizer, model_source
     from finetune.trainer import build_trainer
 
-    cfg = compose(["training.max_steps=1", "logger=none"])
-    validate(cfg)
-    source = model_source(cfg)
-    tokenizer = load_tokenizer(cfg, source)
-    train, evaluation, _ = sft_rows(cfg, load_splits(cfg), ChatTemplate(tokenizer, {}))
+    config = typed(["training.max_steps=1", "logger=none"])
+    source = model_source(config.model)
+    tokenizer = load_tokenizer(config.model, source)
+    splits = load_splits(config.data, config.recipe, config.seed)
+    train, evaluation, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
     rows = train[:6]
-    trainer = build_trainer(cfg, load_model(cfg, source), tokenizer, rows, evaluation[:2],
+    trainer = build_trainer(config, load_model(config, source), tokenizer, rows, evaluation[:2],
                             Path(tempfile.mkdtemp(prefix="labels-")))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
     assert len(batch["labels"]) == len(rows)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from finetune.export import check_adapter, export_adapter
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, typed
 
 VLLM_PYTHON = Path(os.environ.get("VLLM_ENV", ROOT / ".venv-vllm")) / "bin" / "python"
 pytestmark = pytest.mark.skipif(not VLLM_PYTHON.exists(),
@@ -34,7 +34,7 @@ def _export(overrides: list[str], out: Path, tiny_model_dir: Path) -> Path:
 
     from finetune.modeling import load_model
 
-    model = load_model(compose(overrides), str(tiny_model_dir))
+    model = load_model(typed(overrides), str(tiny_model_dir))
     export_adapter(model, AutoTokenizer.from_pretrained(tiny_model_dir), out, "test")
     return out
 
