@@ -163,6 +163,9 @@ class GrpoConfig:
     beta: float = 0.0  # KL penalty; 0 (TRL's default) needs no reference model
     use_vllm: bool = False  # generate with vLLM (TRL's vllm_mode colocate); needs vllm installed
     vllm_mode: str = "colocate"
+    # The share of records that no reward can score (every reward None: TRL trains on nothing there) that
+    # is tolerated; more is a data error before any model loads (finetune/reward_checks.py).
+    max_unscored_fraction: float = 0.05
 
 
 @dataclass

@@ -46,8 +46,9 @@ class ObjectiveSpec:
 
     - `rows(data, splits, chat) -> (train_rows, eval_rows, info)`: the rows its TRL trainer takes, from the
       `data` node (DataConfig), the loaded splits and the chat template;
-    - `prepare(config, splits) -> dict`: extra trainer keyword arguments, built (and checked against the data)
-      before any model is loaded, e.g. GRPO's reward functions.
+    - `prepare(config, splits) -> (trainer_kwargs, summary_info)`: extra trainer keyword arguments, built
+      (and checked against the data) before any model is loaded, e.g. GRPO's reward functions, and what the
+      summary's `data` keeps of that check.
     """
 
     objective: Objective
@@ -104,6 +105,8 @@ def _grpo_check(config: TrainConfig) -> None:
         raise ConfigError("grpo.rewards", "GRPO needs at least one reward (a file name in conf/reward/)")
     if g.reward_weights is not None and len(g.reward_weights) != len(g.rewards):
         raise ConfigError("grpo.reward_weights", f"{len(g.reward_weights)} weights for {len(g.rewards)} rewards")
+    if not 0 <= g.max_unscored_fraction <= 1:
+        raise ConfigError("grpo.max_unscored_fraction", f"must be in [0, 1], got {g.max_unscored_fraction}")
     if g.num_generations < 2:
         raise ConfigError("grpo.num_generations", "must be at least 2 (GRPO compares completions of a prompt)")
     per_device, _ = batch_layout(config.training, 1)
@@ -120,7 +123,7 @@ OBJECTIVES: dict[Objective, ObjectiveSpec] = {spec.objective: spec for spec in (
                   summary_metrics=("eval_rewards/margins", "eval_rewards/accuracies")),  # DPO's implicit reward
     ObjectiveSpec(Objective.grpo, ("prompt",), "eval_reward", True, "GRPOConfig", "GRPOTrainer",
                   rows="finetune.data:grpo_rows", args=_grpo_args, check=_grpo_check,
-                  prepare="finetune.rewards:prepare_rewards"),
+                  prepare="finetune.reward_checks:prepare_rewards"),
 )}
 
 

@@ -25,20 +25,16 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Optional
 
+from finetune import verifiers
+from finetune.verifiers import FINAL_MARKER, NUMBER, completion_text, extract_final_number, parse_number
+
+__all__ = ["completion_text", "extract_final_number", "parse_number"]  # re-exported: rewards read them
+
 REWARD_DIR = Path(__file__).resolve().parent.parent / "conf" / "reward"
 
-# A number as written in a solution: an optional minus sign (ASCII or U+2212) and dollar sign, digits with
-# optional comma thousands separators in groups of three ("1,000,000"; "1,2" is two numbers), an optional
-# decimal part; or a bare decimal (".5"). A trailing full stop is not part of it ("72." -> 72). The
-# lookbehind keeps a minus that follows a word or a digit a subtraction ("16-3" -> 16, 3) and a number glued
-# to a word ("x2") out.
-NUMBER = r"(?:[-\u2212]\$?|\$[-\u2212]?)?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)"
-_NUMBER_RE = re.compile(rf"(?<![\w.]){NUMBER}")
-FINAL_MARKER = "####"
 # The keywords TRL passes besides the dataset columns.
 TRL_KEYWORDS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
 
@@ -48,52 +44,6 @@ FINAL_ANSWER_LINE = rf"(?:\A|\n)[ \t]*{FINAL_MARKER}[ \t]*{NUMBER}\.?\s*\Z"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-def completion_text(completion: Any) -> str:
-    """The text of one completion: a string as is; for a list of messages, the assistant messages' text
-    (string content, or the `text` parts of a list content), joined by newlines. Tool messages are left out."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, Mapping):
-        completion = [completion]
-    parts = []
-    for message in completion or []:
-        if not isinstance(message, Mapping) or message.get("role", "assistant") != "assistant":
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
-    return "\n".join(parts)
-
-
-def parse_number(token: str) -> Optional[Decimal]:
-    """A number token as a Decimal: `,` separators, `$`, surrounding blanks and a trailing `.` removed,
-    U+2212 read as a minus. None when it is not a number. Decimals compare by value: 72.0 == 72."""
-    cleaned = token.strip().replace(",", "").replace("$", "").replace("\u2212", "-").rstrip(".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
-
-
-def extract_final_number(text: Any) -> Optional[Decimal]:
-    """The final answer of a solution: the first number after the last `####` when there is one (None if
-    no number follows it), else the last number in the text; None when there is none. A number or a
-    numeric string is read as itself, so a reference may be `"#### 72"`, `"72"` or `72`."""
-    if isinstance(text, bool) or text is None:
-        return None
-    if isinstance(text, (int, float, Decimal)):
-        return parse_number(str(text))
-    text = completion_text(text)
-    if FINAL_MARKER in text:
-        match = _NUMBER_RE.search(text.rsplit(FINAL_MARKER, 1)[1])
-        return parse_number(match.group()) if match else None
-    numbers = _NUMBER_RE.findall(text)
-    return parse_number(numbers[-1]) if numbers else None
-
 
 def _column(name: str, values: Any, completions: list, reward: str, kwargs: Mapping[str, Any]) -> list:
     if values is None:
@@ -112,19 +62,58 @@ def gsm8k_final_number(completions: list, answer: Optional[list] = None, **kwarg
 
     `answer` is the dataset column: a GSM8K solution ending in `#### 72`, or a plain number. Both sides are
     read by `extract_final_number` (after the last `####`, else the last number) and compared by value,
-    so `$1,000.` == `1000` == `1000.00`. A reference without a number gives None (TRL skips that row)."""
+    so `$1,000.` == `1000` == `1000.00`. A reference without a number, or in LaTeX without `####` (MATH's
+    `\\frac{14}{3}`), gives None (TRL skips that row). The same score as the `final_number` metric."""
     references = _column("answer", answer, completions, "gsm8k_final_number", kwargs)
-    rewards: list[Optional[float]] = []
-    for completion, reference in zip(completions, references, strict=True):
-        expected = extract_final_number(reference)
-        if expected is None:
-            rewards.append(None)
-            continue
-        rewards.append(1.0 if extract_final_number(completion) == expected else 0.0)
-    return rewards
+    score = verifiers.final_number
+    return [score(completion, reference) for completion, reference in zip(completions, references, strict=True)]
 
 
-gsm8k_final_number.dataset_columns = ("answer",)  # checked against the data before any model loads
+# Checked against the data before any model loads (finetune/reward_checks.py).
+gsm8k_final_number.dataset_columns = ("answer",)
+gsm8k_final_number.scores_record = lambda params: lambda record: verifiers.final_number("", record.get("answer")) \
+    is not None
+
+
+def verified(completions: list, verifier: str = "exact_match", column: Optional[str] = None,
+             prompts: Optional[list] = None, **kwargs: Any) -> list[Optional[float]]:
+    """The score of the verifier named `verifier` (`finetune/verifiers.py`) for each completion against its
+    row's reference: the dataset column `column` (default: the verifier's own, e.g. `answer`), or for
+    `code` the row's `prompt`, `test` and `entry_point`. The evaluation metric of the same name gives the
+    same score. None where the reference cannot be scored (TRL leaves the reward out for that row)."""
+    spec = verifiers.verifier(verifier)
+    names = spec.columns if len(spec.columns) > 1 else (column or spec.columns[0],)
+    values = {}
+    for name in names:
+        given = prompts if name == "prompt" and name not in kwargs else kwargs.get(name)
+        if name == "prompt" and given is not None:
+            given = [_prompt_text(p) for p in given]
+        values[name] = _column(name, given, completions, f"verified[{verifier}]", kwargs)
+    rows = [{name: values[name][i] for name in names} for i in range(len(completions))]
+    return [spec.score(c, spec.reference(row, column)) for c, row in zip(completions, rows, strict=True)]
+
+
+def _verified_columns(params: Mapping[str, Any]) -> tuple[str, ...]:
+    spec = verifiers.verifier(params.get("verifier", "exact_match"))
+    columns = spec.columns if len(spec.columns) > 1 else (params.get("column") or spec.columns[0],)
+    return tuple(c for c in columns if c != "prompt")  # TRL passes the prompt itself
+
+
+def _verified_scores_record(params: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    spec = verifiers.verifier(params.get("verifier", "exact_match"))
+    return lambda record: spec.can_score(spec.reference(record, params.get("column")))
+
+
+verified.dataset_columns = _verified_columns
+verified.scores_record = _verified_scores_record
+
+
+def _prompt_text(prompt: Any) -> str:
+    """A prompt's text: a string as is; for messages, the last user message's content."""
+    if isinstance(prompt, str):
+        return prompt
+    users = [m.get("content", "") for m in prompt or [] if isinstance(m, Mapping) and m.get("role") == "user"]
+    return users[-1] if users and isinstance(users[-1], str) else ""
 
 
 def format_reward(completions: list, pattern: Optional[str] = None, **kwargs: Any) -> list[float]:
@@ -210,48 +199,6 @@ def _unwrap(func: Any) -> Any:
     while isinstance(func, functools.partial):
         func = func.func
     return func
-
-
-def reward_columns(reward: Callable[..., Any]) -> tuple[str, ...]:
-    """The dataset columns a reward reads, as its function declares them in `dataset_columns` (a tuple of
-    names, or a function of the reward's parameters); () when it declares none."""
-    func = getattr(reward, "__wrapped__", reward)
-    params: dict[str, Any] = {}
-    inner = _unwrap(func)
-    try:
-        params.update({k: p.default for k, p in inspect.signature(inner).parameters.items()
-                       if p.default is not inspect.Parameter.empty})
-    except (TypeError, ValueError):
-        pass
-    while isinstance(func, functools.partial):
-        params.update(func.keywords)
-        func = func.func
-    declared = getattr(inner, "dataset_columns", ())
-    return tuple(declared(params) if callable(declared) else declared)
-
-
-def check_reward_columns(rewards: Iterable[Callable[..., Any]], datasets: Iterable[Any]) -> None:
-    """Every column a reward reads is in every record of `datasets` (LoadedData): else a DataError naming the
-    file, the first record's line that lacks it, and the reward (before any model is loaded)."""
-    from data_checks import DataError
-
-    for data in datasets:
-        for reward in rewards:
-            for column in reward_columns(reward):
-                for record, line in zip(data.records, data.lines, strict=True):
-                    if column not in record:
-                        present = ", ".join(sorted(record)) or "none"
-                        raise DataError(data.path, line, f"reward {reward.__name__!r} (grpo.rewards) reads the "
-                                        f"column {column!r}, which this record lacks (its columns: {present})")
-
-
-def prepare_rewards(config: Any, splits: Any) -> dict[str, Any]:
-    """GRPO's `prepare` hook (finetune/objectives.py): the reward functions of `grpo.rewards` (`config` is the
-    typed TrainConfig), checked against the columns of both splits before any model loads, as the trainer's
-    `reward_funcs`."""
-    rewards = load_rewards(list(config.grpo.rewards))
-    check_reward_columns(rewards, [splits.train, splits.eval])
-    return {"reward_funcs": rewards}
 
 
 def name_reward(name: str, func: Callable[..., Any]) -> NamedReward:

@@ -114,7 +114,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     splits = load_splits(config.data, config.recipe, config.seed)
     spec = objective_spec(config.recipe.objective)
     prepare = spec.hook("prepare")  # e.g. GRPO's rewards, checked against the data: before anything loads
-    trainer_kwargs = prepare(config, splits) if prepare else {}
+    trainer_kwargs, prepared = prepare(config, splits) if prepare else ({}, {})
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
     source = model_source(config.model)
@@ -133,7 +133,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     train_rows, eval_rows, info = spec.hook("rows")(config.data, splits, chat)
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
-                       "chat_template_kwargs": chat.kwargs, **info,
+                       "chat_template_kwargs": chat.kwargs, **prepared, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
 
     # TRL and the trainer are imported only once the config and the data are known to be good.

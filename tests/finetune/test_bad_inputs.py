@@ -89,6 +89,10 @@ CASES = {
         [], ["{data}:2:", "messages[0].thinking: only assistant turns carry reasoning"],
         data=[GOOD_CHAT[0], {"messages": [{"role": "user", "content": "Hi", "thinking": "hm"},
                                           {"role": "assistant", "content": "Hello"}]}]),
+    "reward_cannot_score_reference": Case(  # MATH's LaTeX answers: the gsm8k reward reads no number in them
+        ["recipe=grpo", "grpo.rewards=[gsm8k]"],
+        ["{data}:", "reward 'gsm8k' (grpo.rewards) can score none of the 20 training records", "answer"],
+        data=[{"prompt": f"Simplify {i}/{2 * i}.", "answer": "\\frac{1}{2}"} for i in range(1, 23)]),
     "reward_column_missing": Case(  # found before the gates or any model: not at the step-0 evaluation
         ["recipe=grpo", "grpo.rewards=[gsm8k]"],
         ["{data}:1:", "reward 'gsm8k' (grpo.rewards) reads the column 'answer', which this record lacks",

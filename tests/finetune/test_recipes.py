@@ -95,6 +95,27 @@ def test_grpo_mean_reward_rises(tmp_path: Path, tiny_model_dir: Path):
     assert result.summary["data"]["format"] == "prompt"
 
 
+@pytest.mark.slow
+def test_grpo_with_the_math_reward_on_math_style_prompts(tmp_path: Path, tiny_model_dir: Path):
+    """MATH-500 problems as prompts with their `answer` column: the math-verify reward scores every row (none
+    unscored, reported in the summary) and TRL logs it; the tiny model's completions are wrong, so 0."""
+    import json
+
+    from finetune.run import run
+    from tests.conftest import write_jsonl
+
+    rows = [json.loads(line) for line in (ROOT / "tests" / "data" / "math500" / "test_first100.jsonl").open()]
+    data = write_jsonl(tmp_path / "math.jsonl", [{"prompt": r["problem"], "answer": r["answer"]} for r in rows[:40]])
+    result = run(compose(["recipe=grpo", *QUICK, f"data.path={data}", "grpo.rewards=[math]", "training.max_steps=2",
+                          "training.eval_every_steps=2", "grpo.max_completion_length=16", "data.max_length=512"]),
+                 tmp_path / "run")
+    assert result.summary["status"] in ("completed", "stopped_early")
+    assert result.summary["data"]["rewards"] == {"unscored_by_reward": {"math": 0.0}, "unscored_by_all": 0.0,
+                                                 "records": 40}
+    logged = [e["rewards/math/mean"] for e in result.log_history if "rewards/math/mean" in e]
+    assert logged and all(0.0 <= value <= 1.0 for value in logged)
+
+
 def test_grpo_options_reach_trl():
     from finetune.objectives import objective_spec
 

@@ -242,7 +242,8 @@ def test_reward_file_instantiates_with_hydra(name):
 
     func = instantiate(OmegaConf.load(REWARD_DIR / f"{name}.yaml"))
     assert isinstance(func, functools.partial)
-    out = trl_call(func, ["#### 18", "no answer here"], answer=["#### 18", "#### 18"], target=["18", "18"])
+    out = trl_call(func, ["#### 18", "no answer here"], answer=["#### 18", "#### 18"], target=["18", "18"],
+                   label=["18", "18"], test=["def check(f):\n    assert f() == 18\n"] * 2, entry_point=["f", "f"])
     assert len(out) == 2 and all(isinstance(r, float) for r in out)
 
 
