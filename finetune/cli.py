@@ -1,9 +1,10 @@
 """`python train.py` / `finetune-train`: Hydra composes the config, `finetune.run` does the work.
 
-Exit status: 0 trained (completed or stopped early), 1 a data gate failed or the run
-crashed, 2 a user error (bad config, unknown option, malformed data), printed as one
-message without a traceback, 3 preempted (SIGUSR1/SIGTERM): a checkpoint was saved and
-the same command resumes from it.
+Exit status: 0 trained (completed or stopped early), 1 a data gate failed, a metric
+regressed against eval.baseline (failed_regression) or the run crashed, 2 a user error
+(bad config, unknown option, malformed data), printed as one message without a
+traceback, 3 preempted (SIGUSR1/SIGTERM): a checkpoint was saved and the same command
+resumes from it.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if export:
         lines.append(f"export ({export['kind']}): {export['path']}")
         lines.append(f"serve it: {export['vllm_command']}")
+    evaluation = summary.get("eval")
+    if evaluation:
+        from finetune.evaluation.step import evaluation_lines
+
+        lines.append(f"evaluation ({evaluation['examples']} examples, {evaluation['results_path']}):")
+        lines += [f"  {line}" for line in evaluation_lines(evaluation)]
+    if "deploy_ready" in summary:
+        failed = [r for r in summary["deploy_reasons"] if not r["passed"]]
+        lines.append(f"deploy_ready: {str(summary['deploy_ready']).lower()}"
+                     + "".join(f"\n  not ready: {r['check']}: {r['detail']}" for r in failed))
     log.info("\n".join(lines))  # to the terminal and to train.log
 
 
@@ -75,7 +86,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
     if is_main_process():
         _print_summary(summary)
-    if summary["status"] == "failed_gates":
+    if summary["status"] in ("failed_gates", "failed_regression"):
         sys.exit(EXIT_GATES_FAILED)
     if summary["status"] == "preempted":
         sys.exit(EXIT_PREEMPTED)

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from data_checks.config import ChecksConfig
 from finetune.errors import ConfigError
+from finetune.evaluation.config import EvalConfig, eval_problems
 from finetune.objectives import Objective, ObjectiveSpec, objective_spec
 from finetune.templates import read_chat_template
 
@@ -209,6 +210,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -308,7 +310,7 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("logger.mode", f"must be offline, online or disabled, got {config.logger.mode!r}")
     if config.trl:
         check_trl_keys(spec, list(config.trl))
-    problems = config.checks.problems()
+    problems = config.checks.problems() + eval_problems(config.eval)
     if problems:
         key, problem = problems[0].split(": ", 1)
         raise ConfigError(key, problem)

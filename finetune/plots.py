@@ -30,3 +30,31 @@ def plot_losses(log_history: list[dict[str, Any]], out: Path, title: str) -> Pat
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def plot_eval(tuned: dict[str, Any], base: dict[str, Any] | None, out: Path) -> Path:
+    """`eval.png`: each metric of the tuned model beside the base model's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k, v in tuned.items() if v is not None]
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(names) + 2), 4))
+    positions = range(len(names))
+    width = 0.38 if base else 0.6
+    if base:
+        ax.bar([p - width / 2 for p in positions], [base.get(n) or 0 for n in names], width, label="base")
+    ax.bar([p + (width / 2 if base else 0) for p in positions], [tuned[n] for n in names], width, label="tuned")
+    ax.set_xticks(list(positions), names)
+    ax.set_ylabel("score")
+    ax.set_ylim(0, max([1.0, *(tuned[n] for n in names)]))
+    ax.set_title("evaluation: base vs tuned")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -1,4 +1,4 @@
-"""One training run, top to bottom: config -> data -> gates -> train -> export -> summary.
+"""One training run, top to bottom: config -> data -> gates -> train -> export -> evaluate -> summary.
 
 Read this file to follow a run; each step is a call into the module that owns it. The composed config
 is converted to the typed schema once (`typed_config`), and each step is handed the node it reads.
@@ -18,9 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from data_checks import run_gates, summary_table, write_json_atomic
 from data_checks.chat_template import ChatTemplate
 from data_checks.config import ChecksConfig
+from data_checks.report import write_text_atomic
 from finetune.checkpoints import RESUME_AUTO, resume_checkpoint
 from finetune.config import Adaptation, TrainConfig, typed_config
 from finetune.data import DataSplits, load_splits
+from finetune.evaluation.decision import deploy_decision
+from finetune.evaluation.step import check_eval_inputs, evaluate_run
 from finetune.export import TemplateUse, export_adapter, export_full_model, merge_adapter
 from finetune.loggers import configure_logger
 from finetune.model_card import git_commit, library_versions, render_model_card, sha256_of
@@ -106,6 +109,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     """Train and export as `cfg` (the composed config) says; the summary is also written to run_dir/summary.json."""
     started = time.perf_counter()
     config = typed_config(cfg)
+    check_eval_inputs(config.eval)  # a baseline or eval file that cannot be read fails before anything loads
     finished = _finished_before(run_dir) if config.resume == RESUME_AUTO else None
     if finished is not None:
         log.info("%s already holds a finished run (status %s); nothing to resume. Train again with a new "
@@ -127,6 +131,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     summary["gates"] = gates
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
+        summary.update(deploy_ready=False, deploy_reasons=deploy_decision(summary, config.eval)["reasons"])
         if is_main_process():
             write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
@@ -172,6 +177,12 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
         return RunResult(summary, trainer.model, tokenizer, history)
     summary["export"] = _export(config, trainer.model, tokenizer, source, splits, summary, run_dir, weights_in)
     plot_losses(history, run_dir / "loss.png", f"{config.recipe.name} on {config.model.name}")
+    # Generation on the export (tuned and base), the regression gate against eval.baseline, deploy_ready.
+    evaluate_run(config.eval, splits.eval, splits.format, list(config.grpo.rewards), summary, run_dir,
+                 config.data.max_length, spec.greater_is_better,
+                 config.grpo.max_completion_length if splits.format == "prompt" else None)
+    # The resolved config, which finetune-eval recomposes the run's eval split from.
+    write_text_atomic(run_dir / "config.yaml", [OmegaConf.to_yaml(OmegaConf.structured(config))])
     write_json_atomic(run_dir / "summary.json", summary)
     return RunResult(summary, trainer.model, tokenizer, history)
 

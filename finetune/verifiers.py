@@ -17,7 +17,7 @@ never scored 0 silently.
 | final_number | 1.0 when the final numbers agree (GSM8K: after the last `####`, else the last number) | answer |
 | math | 1.0 when math-verify finds the answers equivalent (`\\boxed{}`, LaTeX, plain expressions) | answer |
 | rouge_l | ROUGE-L F1 (rouge-score, stemmed) against the best of the references | answer |
-| label | 1.0 when the normalised completion is the reference label (classification; macro-F1 aggregate) | label |
+| label | 1.0 when the completion is the reference label (case, punctuation ignored; macro-F1 too) | label |
 | code | 1.0 when the completion passes the record's tests in the sandbox (pass@1) | prompt, test, entry_point |
 """
 
@@ -170,9 +170,10 @@ def math_answer(completion: Any, reference: Any) -> Optional[float]:
 
 @lru_cache(maxsize=1)
 def _rouge() -> Any:
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer, tokenizers
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    # The tokenizer given explicitly: the scorer's default is the same, announced with a log line.
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=tokenizers.DefaultTokenizer(use_stemmer=True))
 
 
 def rouge_l(completion: Any, reference: Any) -> Optional[float]:
@@ -184,9 +185,19 @@ def rouge_l(completion: Any, reference: Any) -> Optional[float]:
     return max(_rouge().score(r, text)["rougeL"].fmeasure for r in references)
 
 
+def normalize_label(text: str) -> str:
+    """A class label compared: lower case, punctuation removed, blanks collapsed; articles kept, so that
+    multiple-choice letters ("A", "a)") stay labels."""
+    return " ".join(text.lower().translate(_PUNCTUATION).split())
+
+
 def label_match(completion: Any, reference: Any) -> Optional[float]:
-    """Classification accuracy for one example: 1.0 when the normalised completion is the reference label."""
-    return exact_match(completion, reference)
+    """Classification accuracy for one example: 1.0 when the normalised completion is the reference label
+    (or one of a list of labels)."""
+    labels = {normalize_label(r) for r in _references(reference)} - {""}
+    if not labels:
+        return None
+    return 1.0 if normalize_label(completion_text(completion)) in labels else 0.0
 
 
 HUMANEVAL_COLUMNS = ("prompt", "test", "entry_point")
@@ -237,7 +248,7 @@ def macro_f1(scores: Sequence[Optional[float]], predictions: Sequence[str], refe
         Optional[float]:
     """Macro-averaged F1 over the reference labels: each label's F1 (predicted = the normalised completion),
     averaged with equal weight. A prediction that is no label counts as a miss of the reference's label."""
-    pairs = [(normalize_answer(completion_text(p)), normalize_answer(_references(r)[0]))
+    pairs = [(normalize_label(completion_text(p)), normalize_label(_references(r)[0]))
              for s, p, r in zip(scores, predictions, references, strict=True) if s is not None]
     if not pairs:
         return None

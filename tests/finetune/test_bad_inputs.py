@@ -99,6 +99,9 @@ CASES = {
          "its columns: prompt"],
         data=[{"prompt": f"What is {i} plus {i}?"} for i in range(20)]),
     # --- config errors, named by key ---
+    "eval_baseline_missing": Case(["eval.baseline=/nonexistent/run"], ["eval.baseline: cannot read",
+                                                                       "/nonexistent/run"]),
+    "eval_unknown_metric": Case(["eval.metrics=[bleu]"], ["eval.metrics: no metric 'bleu'", "rouge_l"]),
     "misspelt_trl_key": Case(["+trl.optimm=adamw_torch"], ["trl.optimm: not a field of TRL's SFTConfig",
                                                            "did you mean optim"]),
     "unknown_chat_template": Case(["model.chat_template=nope"], ["model.chat_template:", "no bundled template",

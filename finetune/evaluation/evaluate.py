@@ -1,0 +1,160 @@
+"""Evaluate an export (an adapter directory, or a full/merged model directory) by generation: the tuned
+model and, for comparison, its base, on the same prompts, with the template settings and stop tokens the
+export records. Writes `eval_results.jsonl` (one line per example) and `eval.png`; returns the summary's
+`eval` node."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from data_checks.chat_template import ChatTemplate
+from data_checks.report import write_text_atomic
+from finetune.errors import UserError
+from finetune.evaluation.config import EvalConfig
+from finetune.evaluation.examples import EvalExample
+from finetune.evaluation.generate import Generation, generate
+from finetune.evaluation.metrics import delta, output_stats, score_examples
+from finetune.export import EXPORT_INFO
+
+log = logging.getLogger(__name__)
+
+
+def export_info(export_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((export_dir / EXPORT_INFO).read_text(encoding="utf-8"))
+    except OSError:
+        raise UserError(f"{export_dir}: not an export of this toolkit (no {EXPORT_INFO}); give an adapter/ or "
+                        "model/ directory, or a run directory") from None
+
+
+def _dtype() -> Any:
+    import torch
+
+    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def _load(path: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype())
+    return model.to("cuda") if torch.cuda.is_available() else model
+
+
+class Models:
+    """The tuned model and its base: an adapter on its base (the base is the adapter disabled), or a full
+    model and its base model loaded separately."""
+
+    def __init__(self, export_dir: Path, info: dict[str, Any]) -> None:
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        # Training under ZeRO-3 leaves its config set globally, and from_pretrained would then partition the
+        # weights across a process group whose other ranks have finished: this process loads them whole.
+        unset_hf_deepspeed_config()
+        self.info, self.export_dir = info, export_dir
+        if info["kind"] == "adapter":
+            from peft import PeftModel
+
+            self.tuned = PeftModel.from_pretrained(_load(info["base_model"]), str(export_dir))
+        else:
+            self.tuned = _load(str(export_dir))
+
+    def base(self) -> Any:
+        if self.info["kind"] == "adapter":
+            return None  # generate with the adapter disabled
+        return _load(self.info["base_model"])
+
+
+def _generate_base(models: Models, run: Any) -> list[Generation]:
+    if models.info["kind"] == "adapter":
+        with models.tuned.disable_adapter():
+            return run(models.tuned, "base")
+    base = models.base()
+    try:
+        return run(base, "base")
+    finally:
+        del base
+
+
+def load_tokenizer(export_dir: Path, info: dict[str, Any]) -> Any:
+    """The export's own tokenizer (it carries the chat template trained with), else the base model's."""
+    from transformers import AutoTokenizer
+
+    for source in (export_dir, info["base_model"]):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(source))
+        except (OSError, ValueError):
+            continue
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    raise UserError(f"{export_dir}: no tokenizer there nor at its base model {info['base_model']}")
+
+
+def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[str], config: EvalConfig,
+                    max_prompt_tokens: int, out_dir: Path, column: Optional[str] = None,
+                    info: Optional[dict[str, Any]] = None, completion_length: Optional[int] = None) -> dict[str, Any]:
+    """`info`: what the export records (finetune_export.json: kind, base_model, stop tokens, template
+    arguments); read from `export_dir` when not given. `completion_length`: the generation budget when
+    `eval.max_new_tokens` is unset and the examples carry no answer (GRPO's max_completion_length)."""
+    from finetune.export import stop_token_ids
+
+    info = info or export_info(export_dir)
+    tokenizer = load_tokenizer(export_dir, info)
+    chat = ChatTemplate(tokenizer, info.get("chat_template_kwargs") or {})
+    stop_ids = list(info.get("stop_token_ids") or stop_token_ids(tokenizer, info.get("chat_template_kwargs")))
+    models = Models(export_dir, info)
+    limit = config.max_new_tokens or default_max_new_tokens(tokenizer, examples, completion_length)
+
+    def run(model: Any, label: str) -> list[Generation]:
+        return generate(model, tokenizer, chat, examples, stop_ids, limit, config.batch_size, max_prompt_tokens,
+                        desc=f"eval ({label})")
+
+    log.info("evaluating %s on %d examples: %s", export_dir, len(examples), ", ".join(names) or "stop rate only")
+    tuned = run(models.tuned, "tuned")
+    base = _generate_base(models, run) if config.compare_base else None
+    tuned_scores, tuned_metrics = score_examples(names, examples, tuned, column)
+    result: dict[str, Any] = {"examples": len(examples), "metrics": names, "backend": "transformers",
+                              "max_new_tokens": limit,
+                              "tuned": tuned_metrics, **output_stats(tuned)}
+    base_scores: dict[str, list] = {}
+    if base is not None:
+        base_scores, base_metrics = score_examples(names, examples, base, column)
+        result.update(base=base_metrics, delta=delta(tuned_metrics, base_metrics),
+                      base_outputs=output_stats(base))
+    result["unscored"] = {n: sum(s is None for s in tuned_scores[n]) for n in names}
+    result["results_path"] = str(write_results(out_dir / "eval_results.jsonl", examples, tuned, base, tuned_scores,
+                                               base_scores))
+    if names:
+        from finetune.plots import plot_eval
+
+        result["plot"] = str(plot_eval(tuned_metrics, result.get("base"), out_dir / "eval.png"))
+    return result
+
+
+def default_max_new_tokens(tokenizer: Any, examples: list[EvalExample], completion_length: Optional[int]) -> int:
+    """Twice the longest answer the examples give (32 to 1024 tokens); without answers, `completion_length`
+    (else 256). Long enough for a model that answers like the data, short enough not to wait on one that
+    never stops."""
+    answers = [e.answer for e in examples if e.answer]
+    if not answers:
+        return completion_length or 256
+    longest = max(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+    return min(1024, max(32, 2 * longest))
+
+
+def write_results(path: Path, examples: list[EvalExample], tuned: list[Generation], base: list[Generation] | None,
+                  tuned_scores: dict[str, list], base_scores: dict[str, list]) -> Path:
+    lines = []
+    for i, example in enumerate(examples):
+        row = {"line": example.line, "prompt": example.prompt, "reference": example.answer,
+               "output": tuned[i].text, "output_tokens": tuned[i].tokens, "stopped": tuned[i].stopped,
+               "scores": {k: v[i] for k, v in tuned_scores.items()}}
+        if base is not None:
+            row.update(base_output=base[i].text, base_stopped=base[i].stopped,
+                       base_scores={k: v[i] for k, v in base_scores.items()})
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return write_text_atomic(path, lines)
