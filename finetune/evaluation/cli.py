@@ -22,10 +22,11 @@ from data_checks import LoadedData, read_records
 from data_checks.formats import resolve_format
 from data_checks.report import write_json_atomic
 from finetune.errors import USER_ERRORS, UserError
-from finetune.evaluation.config import EvalConfig, eval_problems
+from finetune.evaluation.config import EvalConfig, JudgeConfig, eval_problems
 from finetune.evaluation.examples import eval_examples
 from finetune.evaluation.metrics import metric_names
 from finetune.evaluation.regression import regression_check, regression_message
+from finetune.evaluation.step import check_eval_inputs
 from finetune.export import EXPORT_INFO
 
 log = logging.getLogger("finetune")
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", help="a run directory or summary/eval JSON to compare against")
     parser.add_argument("--max-drop-points", type=float, default=EvalConfig.max_drop_points)
     parser.add_argument("--out", help="where eval.json, eval_results.jsonl and eval.png go")
+    parser.add_argument("--judge-url", help="an OpenAI-compatible endpoint for an LLM judge (e.g. .../v1)")
+    parser.add_argument("--judge-model", help="the model name the judge endpoint serves")
+    parser.add_argument("--judge-golden", help="human-labelled JSONL the judge must agree with to be trusted")
+    parser.add_argument("--judge-rubric", default="default", help="a rubric in conf/rubrics/ or a path")
     return parser
 
 
@@ -93,10 +98,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     config = EvalConfig(max_examples=args.max_examples, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, compare_base=not args.no_base, baseline=args.baseline,
                         max_drop_points=args.max_drop_points,
-                        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None)
+                        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
+                        judge=JudgeConfig(base_url=args.judge_url, model=args.judge_model, golden=args.judge_golden,
+                                          rubric=args.judge_rubric))
     problems = eval_problems(config)
     if problems:
         raise UserError(problems[0].replace("eval.", "--").replace("_", "-", 1))
+    check_eval_inputs(config)
     export_dir, info, summary = _target(args)
     rewards, max_prompt, completion_length = [], args.max_prompt_tokens, None
     if args.data:

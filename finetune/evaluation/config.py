@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
+
+
+@dataclass
+class JudgeConfig:
+    """An LLM judge on an OpenAI-compatible endpoint (finetune/evaluation/judge.py); off while base_url is null."""
+
+    base_url: Optional[str] = None  # e.g. http://127.0.0.1:8000/v1
+    model: Optional[str] = None  # the model name the endpoint serves
+    api_key_env: str = "OPENAI_API_KEY"  # the key is read from this variable only, never written anywhere
+    rubric: str = "default"  # a file in conf/rubrics/ (without .md) or a path
+    golden: Optional[str] = None  # human-labelled JSONL: {prompt, response, score 1-5} or {prompt, chosen, rejected}
+    min_agreement: float = 0.85  # below it the judge is untrusted: reported, never gating
+    agreement_within: int = 0  # a pointwise score agrees when within this many points of the person's
+    pairwise: bool = True  # also tuned vs base, in both orders
+    max_examples: int = 50
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    requests_per_second: float = 2.0
+    max_tokens: int = 64
 
 
 @dataclass
@@ -27,6 +46,7 @@ class EvalConfig:
     baseline: Optional[str] = None
     max_drop_points: float = 5.0  # points: 5 = 0.05 on a 0-1 metric
     min_stop_rate: float = 0.95  # share of generations that end with an end-of-turn token: needed to deploy
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
 def eval_problems(config: EvalConfig) -> list[str]:
@@ -39,6 +59,13 @@ def eval_problems(config: EvalConfig) -> list[str]:
         problems.append(f"eval.max_drop_points: must not be negative, got {config.max_drop_points}")
     if not 0 <= config.min_stop_rate <= 1:
         problems.append(f"eval.min_stop_rate: must be in [0, 1], got {config.min_stop_rate}")
+    judge = config.judge
+    if judge.base_url and not judge.model:
+        problems.append("eval.judge.model: the model the judge endpoint serves is needed with eval.judge.base_url")
+    if not 0 <= judge.min_agreement <= 1:
+        problems.append(f"eval.judge.min_agreement: must be in [0, 1], got {judge.min_agreement}")
+    if judge.requests_per_second <= 0 or judge.timeout_s <= 0 or judge.max_retries < 0:
+        problems.append("eval.judge: requests_per_second and timeout_s must be positive, max_retries >= 0")
     if config.metrics is not None:
         from finetune.verifiers import VERIFIERS
 

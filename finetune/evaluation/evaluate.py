@@ -126,6 +126,19 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
         result.update(base=base_metrics, delta=delta(tuned_metrics, base_metrics),
                       base_outputs=output_stats(base))
     result["unscored"] = {n: sum(s is None for s in tuned_scores[n]) for n in names}
+    if config.judge.base_url:
+        from finetune.evaluation.judge import judge_generations
+
+        judged = judge_generations(config.judge, [e.prompt for e in examples], [g.text for g in tuned],
+                                   [g.text for g in base] if base is not None else None)
+        result["judge"] = judged
+        if judged["trusted"]:  # only a trusted judge's score joins the metrics (and the regression gate), 0-1
+            for label in ("tuned", "base"):
+                mean = judged.get(f"{label}_mean_score")
+                if label in result and mean is not None:
+                    result[label]["judge_score"] = (mean - 1) / 4
+            if "base" in result:
+                result["delta"] = delta(result["tuned"], result["base"])
     result["results_path"] = str(write_results(out_dir / "eval_results.jsonl", examples, tuned, base, tuned_scores,
                                                base_scores))
     if names:

@@ -26,6 +26,13 @@ def check_eval_inputs(config: EvalConfig) -> None:
         read_baseline(config.baseline)
     if config.enabled and config.path and not Path(config.path).expanduser().exists():
         raise UserError(f"eval.path: {config.path} does not exist")
+    if config.enabled and config.judge.base_url:
+        from finetune.evaluation.judge import check_reachable, load_rubric, read_golden
+
+        load_rubric(config.judge.rubric)
+        if config.judge.golden:
+            read_golden(config.judge.golden)
+        check_reachable(config.judge)
 
 
 def eval_data(config: EvalConfig, default: LoadedData, fmt: str) -> LoadedData:

@@ -101,6 +101,8 @@ CASES = {
     # --- config errors, named by key ---
     "eval_baseline_missing": Case(["eval.baseline=/nonexistent/run"], ["eval.baseline: cannot read",
                                                                        "/nonexistent/run"]),
+    "eval_judge_unreachable": Case(["eval.judge.base_url=http://127.0.0.1:9/v1", "eval.judge.model=x"],
+                                   ["eval.judge.base_url: cannot reach http://127.0.0.1:9/v1"]),
     "eval_unknown_metric": Case(["eval.metrics=[bleu]"], ["eval.metrics: no metric 'bleu'", "rouge_l"]),
     "misspelt_trl_key": Case(["+trl.optimm=adamw_torch"], ["trl.optimm: not a field of TRL's SFTConfig",
                                                            "did you mean optim"]),
