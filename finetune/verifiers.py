@@ -276,6 +276,7 @@ class Verifier:
     columns: tuple[str, ...] = ("answer",)
     aggregates: tuple[tuple[str, Callable[..., Optional[float]]], ...] = (("", mean_score),)
     reference_ok: Optional[Callable[[Any], bool]] = None  # cheaper than score("", reference) is not None
+    binary: bool = True  # scores are 0 or 1 (pass@k applies); False for a graded score such as ROUGE-L
 
     def reference(self, record: Mapping[str, Any], column: Optional[str] = None) -> Any:
         """The reference of one record: its `column` (default the verifier's one column), or for a verifier
@@ -293,7 +294,7 @@ VERIFIERS: dict[str, Verifier] = {v.name: v for v in (
     Verifier("exact_match", exact_match),
     Verifier("final_number", final_number, reference_ok=lambda r: reference_number(r) is not None),
     Verifier("math", math_answer, reference_ok=lambda r: any(_math_gold(x) for x in _references(r))),
-    Verifier("rouge_l", rouge_l, reference_ok=lambda r: bool(_references(r))),
+    Verifier("rouge_l", rouge_l, reference_ok=lambda r: bool(_references(r)), binary=False),
     Verifier("label", label_match, columns=("label",), aggregates=(("accuracy", mean_score), ("macro_f1", macro_f1)),
              reference_ok=lambda r: bool(_references(r))),
     Verifier("code", code_pass, columns=HUMANEVAL_COLUMNS, reference_ok=_code_reference_ok),

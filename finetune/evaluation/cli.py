@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, help="default: twice the longest answer of the data")
     parser.add_argument("--max-prompt-tokens", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=EvalConfig.batch_size)
+    parser.add_argument("--samples", type=int, default=EvalConfig.samples,
+                        help="completions per prompt: 1 greedy (default), k > 1 sampled for pass@1 and pass@k")
+    parser.add_argument("--temperature", type=float, default=EvalConfig.temperature, help="with --samples > 1")
     parser.add_argument("--no-base", action="store_true", help="do not generate with the base model")
     parser.add_argument("--baseline", help="a run directory or summary/eval JSON to compare against")
     parser.add_argument("--max-drop-points", type=float, default=EvalConfig.max_drop_points)
@@ -97,6 +100,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     config = EvalConfig(max_examples=args.max_examples, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, compare_base=not args.no_base, baseline=args.baseline,
+                        samples=args.samples, temperature=args.temperature,
                         max_drop_points=args.max_drop_points,
                         metrics=[m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None,
                         judge=JudgeConfig(base_url=args.judge_url, model=args.judge_model, golden=args.judge_golden,

@@ -40,6 +40,8 @@ class EvalConfig:
     # (GRPO) grpo.max_completion_length; the stop rate counts the generations that end before it
     max_new_tokens: Optional[int] = None
     batch_size: int = 8
+    samples: int = 1  # 1: greedy; k > 1: k sampled completions per prompt, scored as pass@1 (their mean) and pass@k
+    temperature: float = 0.8  # for samples > 1
     compare_base: bool = True  # also generate with the base model (the adapter disabled) and report the delta
     # A previous run directory (or its summary.json): a shared metric more than max_drop_points below it
     # fails the run (status failed_regression, exit 1)
@@ -52,9 +54,12 @@ class EvalConfig:
 def eval_problems(config: EvalConfig) -> list[str]:
     """`eval.KEY: problem` for each bad value."""
     problems = []
-    for key in ("max_examples", "max_new_tokens", "batch_size"):
+    for key in ("max_examples", "max_new_tokens", "batch_size", "samples"):
         if getattr(config, key) is not None and getattr(config, key) < 1:
             problems.append(f"eval.{key}: must be at least 1, got {getattr(config, key)}")
+    if config.samples > 1 and config.temperature <= 0:
+        problems.append(f"eval.temperature: must be positive to sample {config.samples} completions, got "
+                        f"{config.temperature}")
     if config.max_drop_points < 0:
         problems.append(f"eval.max_drop_points: must not be negative, got {config.max_drop_points}")
     if not 0 <= config.min_stop_rate <= 1:

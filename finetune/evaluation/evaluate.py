@@ -68,7 +68,7 @@ class Models:
         return _load(self.info["base_model"])
 
 
-def _generate_base(models: Models, run: Any) -> list[Generation]:
+def _generate_base(models: Models, run: Any) -> list[list[Generation]]:
     if models.info["kind"] == "adapter":
         with models.tuned.disable_adapter():
             return run(models.tuned, "base")
@@ -109,16 +109,16 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
     models = Models(export_dir, info)
     limit = config.max_new_tokens or default_max_new_tokens(tokenizer, examples, completion_length)
 
-    def run(model: Any, label: str) -> list[Generation]:
+    def run(model: Any, label: str) -> list[list[Generation]]:
         return generate(model, tokenizer, chat, examples, stop_ids, limit, config.batch_size, max_prompt_tokens,
-                        desc=f"eval ({label})")
+                        desc=f"eval ({label})", samples=config.samples, temperature=config.temperature)
 
     log.info("evaluating %s on %d examples: %s", export_dir, len(examples), ", ".join(names) or "stop rate only")
     tuned = run(models.tuned, "tuned")
     base = _generate_base(models, run) if config.compare_base else None
     tuned_scores, tuned_metrics = score_examples(names, examples, tuned, column)
     result: dict[str, Any] = {"examples": len(examples), "metrics": names, "backend": "transformers",
-                              "max_new_tokens": limit,
+                              "max_new_tokens": limit, "samples": config.samples,
                               "tuned": tuned_metrics, **output_stats(tuned)}
     base_scores: dict[str, list] = {}
     if base is not None:
@@ -129,8 +129,8 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
     if config.judge.base_url:
         from finetune.evaluation.judge import judge_generations
 
-        judged = judge_generations(config.judge, [e.prompt for e in examples], [g.text for g in tuned],
-                                   [g.text for g in base] if base is not None else None)
+        judged = judge_generations(config.judge, [e.prompt for e in examples], [g[0].text for g in tuned],
+                                   [g[0].text for g in base] if base is not None else None)
         result["judge"] = judged
         if judged["trusted"]:  # only a trusted judge's score joins the metrics (and the regression gate), 0-1
             for label in ("tuned", "base"):
@@ -159,15 +159,20 @@ def default_max_new_tokens(tokenizer: Any, examples: list[EvalExample], completi
     return min(1024, max(32, 2 * longest))
 
 
-def write_results(path: Path, examples: list[EvalExample], tuned: list[Generation], base: list[Generation] | None,
-                  tuned_scores: dict[str, list], base_scores: dict[str, list]) -> Path:
+def write_results(path: Path, examples: list[EvalExample], tuned: list[list[Generation]],
+                  base: list[list[Generation]] | None, tuned_scores: dict[str, list], base_scores: dict[str, list]) \
+        -> Path:
+    """One line per example: its first (or only) output, and with several samples all of them."""
     lines = []
     for i, example in enumerate(examples):
-        row = {"line": example.line, "prompt": example.prompt, "reference": example.answer,
-               "output": tuned[i].text, "output_tokens": tuned[i].tokens, "stopped": tuned[i].stopped,
+        first = tuned[i][0]
+        row = {"line": example.line, "prompt": example.prompt, "reference": example.answer, "output": first.text,
+               "output_tokens": first.tokens, "stopped": first.stopped,
                "scores": {k: v[i] for k, v in tuned_scores.items()}}
+        if len(tuned[i]) > 1:
+            row["samples"] = [g.text for g in tuned[i]]
         if base is not None:
-            row.update(base_output=base[i].text, base_stopped=base[i].stopped,
+            row.update(base_output=base[i][0].text, base_stopped=base[i][0].stopped,
                        base_scores={k: v[i] for k, v in base_scores.items()})
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
     return write_text_atomic(path, lines)

@@ -27,15 +27,21 @@ def prompt_ids(tokenizer: Any, chat: ChatTemplate, example: EvalExample) -> list
 
 
 def generate(model: Any, tokenizer: Any, chat: ChatTemplate, examples: list[EvalExample], stop_ids: list[int],
-             max_new_tokens: int, batch_size: int, max_prompt_tokens: int, desc: str) -> list[Generation]:
-    """One greedy generation per example. A prompt longer than `max_prompt_tokens` keeps its last tokens."""
+             max_new_tokens: int, batch_size: int, max_prompt_tokens: int, desc: str, samples: int = 1,
+             temperature: float = 0.8, seed: int = 0) -> list[list[Generation]]:
+    """Per example, one greedy generation (`samples` 1) or `samples` sampled ones at `temperature` (seeded).
+    A prompt longer than `max_prompt_tokens` keeps its last tokens."""
     import torch
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    results: list[Generation] = []
+    results: list[list[Generation]] = []
+    sampling = {"do_sample": True, "temperature": temperature, "num_return_sequences": samples} if samples > 1 \
+        else {"do_sample": False}
+    if samples > 1:
+        torch.manual_seed(seed)
     try:
         for start in tqdm(range(0, len(examples), batch_size), desc=desc, unit="batch", leave=False):
             batch = [prompt_ids(tokenizer, chat, e)[-max_prompt_tokens:] for e in examples[start:start + batch_size]]
@@ -43,13 +49,17 @@ def generate(model: Any, tokenizer: Any, chat: ChatTemplate, examples: list[Eval
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
             attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
             with torch.no_grad():
-                output = model.generate(input_ids=input_ids, attention_mask=attention, do_sample=False,
+                output = model.generate(input_ids=input_ids, attention_mask=attention, **sampling,
                                         max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=pad)
-            for row in output[:, width:].tolist():
-                stop = next((i for i, t in enumerate(row) if t in stop_ids), None)
-                kept = row if stop is None else row[:stop + 1]
-                results.append(Generation(tokenizer.decode(kept, skip_special_tokens=True), len(kept),
-                                          stop is not None))
+            rows = output[:, width:].tolist()  # each prompt's `samples` rows are adjacent
+            for start_row in range(0, len(rows), samples):
+                results.append([_generation(tokenizer, row, stop_ids) for row in rows[start_row:start_row + samples]])
     finally:
         model.train(was_training)
     return results
+
+
+def _generation(tokenizer: Any, row: list[int], stop_ids: list[int]) -> Generation:
+    stop = next((i for i, t in enumerate(row) if t in stop_ids), None)
+    kept = row if stop is None else row[:stop + 1]
+    return Generation(tokenizer.decode(kept, skip_special_tokens=True), len(kept), stop is not None)

@@ -46,24 +46,40 @@ def reference_of(spec: Verifier, example: EvalExample, column: Optional[str]) ->
     return example.record[name] if name in example.record else example.answer
 
 
-def score_examples(names: list[str], examples: list[EvalExample], generations: list[Generation],
+def _mean(values: list[Optional[float]]) -> Optional[float]:
+    scored = [v for v in values if v is not None]
+    return sum(scored) / len(scored) if scored else None
+
+
+def score_examples(names: list[str], examples: list[EvalExample], generations: list[list[Generation]],
                    column: Optional[str]) -> tuple[dict[str, list[Optional[float]]], dict[str, Optional[float]]]:
-    """Per metric: each example's score (None: its reference cannot be scored), and the aggregates, keyed
-    `NAME` (a mean) or `NAME_AGGREGATE` (e.g. `label_accuracy`, `label_macro_f1`)."""
+    """Per metric: each example's score (None: its reference cannot be scored; with several samples, their
+    mean: the pass@1 estimate), and the aggregates, keyed `NAME` (a mean) or `NAME_AGGREGATE` (e.g.
+    `label_accuracy`, `label_macro_f1`), plus for a 0/1 metric `NAME_pass@K` with K samples (an example
+    passes when any of its samples scores 1)."""
     per_example: dict[str, list[Optional[float]]] = {}
     aggregates: dict[str, Optional[float]] = {}
-    texts = [g.text for g in generations]
+    k = max((len(g) for g in generations), default=1)
+    texts = [g[0].text for g in generations]  # what a label's macro-F1 reads: the first sample
     for name in names:
         spec = VERIFIERS[name]
         references = [reference_of(spec, e, column) for e in examples]
-        scores = [spec.score(text, ref) for text, ref in zip(texts, references, strict=True)]
+        each = [[spec.score(s.text, ref) for s in samples]
+                for samples, ref in zip(generations, references, strict=True)]
+        scores = [_mean(values) for values in each]
         per_example[name] = scores
         for suffix, aggregate in spec.aggregates:
             aggregates[f"{name}_{suffix}" if suffix else name] = aggregate(scores, texts, references)
+        if k > 1 and spec.binary:
+            passed = [None if all(v is None for v in values) else float(any(v == 1.0 for v in values))
+                      for values in each]
+            aggregates[f"{name}_pass@{k}"] = _mean(passed)
     return per_example, aggregates
 
 
-def output_stats(generations: list[Generation]) -> dict[str, Any]:
+def output_stats(per_example: list[list[Generation]]) -> dict[str, Any]:
+    """Stop rate and output lengths over every generation (every sample of every example)."""
+    generations = [g for samples in per_example for g in samples]
     lengths = sorted(g.tokens for g in generations)
     if not lengths:
         return {"stop_rate": None, "mean_output_tokens": None, "p95_output_tokens": None}

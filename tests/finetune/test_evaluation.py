@@ -44,8 +44,9 @@ def test_each_format_gives_the_prompt_and_the_answer():
 
 # --------------------------------------------------------------------------------------------- scores
 
-def _gen(text: str, tokens: int = 5, stopped: bool = True) -> Generation:
-    return Generation(text, tokens, stopped)
+def _gen(text: str, tokens: int = 5, stopped: bool = True) -> list[Generation]:
+    """One example's generations: a single greedy one."""
+    return [Generation(text, tokens, stopped)]
 
 
 def test_scores_read_the_records_own_column_else_the_formats_answer():
@@ -62,6 +63,17 @@ def test_scores_read_the_records_own_column_else_the_formats_answer():
     _, aggregates = score_examples(["label"], labels, [_gen(t) for t in ("a", "B)", "b", "B.")], None)
     assert aggregates["label_accuracy"] == 0.75
     assert aggregates["label_macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_several_samples_give_pass_at_1_as_their_mean_and_pass_at_k():
+    examples = [eval_example({"prompt": "q", "answer": a}, i, "prompt") for i, a in enumerate(["3", "5", "8", ""])]
+    samples = [[Generation(t, 2, True) for t in texts]
+               for texts in (["3", "4", "3"], ["1", "2", "5"], ["0", "0", "0"], ["3", "3", "3"])]
+    scores, aggregates = score_examples(["final_number"], examples, samples, None)
+    assert scores["final_number"] == [pytest.approx(2 / 3), pytest.approx(1 / 3), 0.0, None]
+    assert aggregates["final_number"] == pytest.approx(1 / 3)  # pass@1 over the three scorable examples
+    assert aggregates["final_number_pass@3"] == pytest.approx(2 / 3)
+    assert output_stats(samples)["stop_rate"] == 1.0
 
 
 def test_output_stats_and_delta():
@@ -166,6 +178,16 @@ def test_evaluation_after_a_real_run_and_the_regression_gate(tmp_path: Path, tin
         assert again["tuned"] == pytest.approx(evaluation["tuned"])
         if code:
             assert "regression against" in done.stderr and "rouge_l" in done.stderr
+
+    # Three sampled completions per prompt: the 0/1 metrics get pass@3 beside their pass@1 mean.
+    done = _finetune_eval([str(tmp_path / "run"), "--out", str(tmp_path / "sampled"), "--max-examples", "8",
+                           "--samples", "3"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    sampled = json.loads((tmp_path / "sampled" / "eval.json").read_text())
+    assert sampled["samples"] == 3 and "exact_match_pass@3" in sampled["tuned"]
+    assert "rouge_l_pass@3" not in sampled["tuned"]  # a graded score has no pass@k
+    rows = [json.loads(line) for line in (tmp_path / "sampled" / "eval_results.jsonl").read_text().splitlines()]
+    assert all(len(r["samples"]) == 3 for r in rows)
 
     # The same gate inside training: status failed_regression, exit 1, named on one line.
     baseline = _baseline(tmp_path / "6", rouge_l=tuned + 0.06)
