@@ -1,4 +1,5 @@
-"""`loss.png`: train and eval loss against optimizer steps, from the trainer's log history."""
+"""`loss.png` (train and eval loss against optimizer steps, from the trainer's log history) and `eval.png`
+(each evaluation metric, base beside tuned)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,7 @@ def plot_losses(log_history: list[dict[str, Any]], out: Path, title: str) -> Pat
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(fig, out)
 
 
 def plot_eval(tuned: dict[str, Any], base: dict[str, Any] | None, out: Path) -> Path:
@@ -52,6 +48,13 @@ def plot_eval(tuned: dict[str, Any], base: dict[str, Any] | None, out: Path) -> 
     ax.set_title("evaluation: base vs tuned")
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
+    return _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> Path:
+    """Write the figure to a temporary file beside `out`, then rename it into place."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
