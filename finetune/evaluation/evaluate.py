@@ -13,6 +13,7 @@ from typing import Any, Optional
 from data_checks.chat_template import ChatTemplate
 from data_checks.report import write_text_atomic
 from finetune.errors import UserError
+from finetune.evaluation.backends import choose_backend, generate_vllm
 from finetune.evaluation.config import EvalConfig
 from finetune.evaluation.examples import EvalExample
 from finetune.evaluation.generate import Generation, generate
@@ -106,18 +107,24 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
     tokenizer = load_tokenizer(export_dir, info)
     chat = ChatTemplate(tokenizer, info.get("chat_template_kwargs") or {})
     stop_ids = list(info.get("stop_token_ids") or stop_token_ids(tokenizer, info.get("chat_template_kwargs")))
-    models = Models(export_dir, info)
     limit = config.max_new_tokens or default_max_new_tokens(tokenizer, examples, completion_length)
 
     def run(model: Any, label: str) -> list[list[Generation]]:
         return generate(model, tokenizer, chat, examples, stop_ids, limit, config.batch_size, max_prompt_tokens,
                         desc=f"eval ({label})", samples=config.samples, temperature=config.temperature)
 
-    log.info("evaluating %s on %d examples: %s", export_dir, len(examples), ", ".join(names) or "stop rate only")
-    tuned = run(models.tuned, "tuned")
-    base = _generate_base(models, run) if config.compare_base else None
+    backend = choose_backend(config)
+    log.info("evaluating %s on %d examples with %s: %s", export_dir, len(examples), backend,
+             ", ".join(names) or "stop rate only")
+    if backend == "vllm":
+        tuned, base = generate_vllm(export_dir, info, tokenizer, chat, examples, stop_ids, limit, max_prompt_tokens,
+                                    config)
+    else:
+        models = Models(export_dir, info)
+        tuned = run(models.tuned, "tuned")
+        base = _generate_base(models, run) if config.compare_base else None
     tuned_scores, tuned_metrics = score_examples(names, examples, tuned, column)
-    result: dict[str, Any] = {"examples": len(examples), "metrics": names, "backend": "transformers",
+    result: dict[str, Any] = {"examples": len(examples), "metrics": names, "backend": backend,
                               "max_new_tokens": limit, "samples": config.samples,
                               "tuned": tuned_metrics, **output_stats(tuned)}
     base_scores: dict[str, list] = {}

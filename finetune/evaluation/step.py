@@ -26,6 +26,12 @@ def check_eval_inputs(config: EvalConfig) -> None:
         read_baseline(config.baseline)
     if config.enabled and config.path and not Path(config.path).expanduser().exists():
         raise UserError(f"eval.path: {config.path} does not exist")
+    if config.enabled and config.backend == "vllm":
+        from finetune.evaluation.backends import choose_backend
+
+        choose_backend(config)
+        if config.vllm_python and not Path(config.vllm_python).expanduser().is_file():
+            raise UserError(f"eval.vllm_python: {config.vllm_python} is not a file")
     if config.enabled and config.judge.base_url:
         from finetune.evaluation.judge import check_reachable, load_rubric, read_golden
 
