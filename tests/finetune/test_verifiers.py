@@ -167,6 +167,23 @@ def test_macro_f1_equals_sklearn():
     assert verifiers.macro_f1(scores, guess, gold) == pytest.approx(expected, abs=1e-12)
 
 
+def test_label_accuracy_and_macro_f1_on_chaosnli_raters():
+    """Real labels: the first of SNLI's original five annotators as the prediction, the majority of ChaosNLI's
+    100 new raters as the reference (items chosen for disagreement, so about half agree)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    names = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+    rows = read_jsonl(needs_shared("chaosnli") / "chaosNLI_snli.jsonl")
+    gold = [names[r["majority_label"]] for r in rows]
+    guess = [r["old_labels"][0].capitalize() + "." for r in rows]  # case and punctuation do not count
+    scores = [verifiers.label_match(p, g) for p, g in zip(guess, gold, strict=True)]
+    plain = [g.lower().rstrip(".") for g in guess]
+    assert verifiers.mean_score(scores, guess, gold) == pytest.approx(accuracy_score(gold, plain), abs=1e-12)
+    assert 0.3 < accuracy_score(gold, plain) < 0.8
+    expected = f1_score(gold, plain, average="macro", labels=sorted(set(gold)), zero_division=0)
+    assert verifiers.macro_f1(scores, guess, gold) == pytest.approx(expected, abs=1e-12)
+
+
 # --------------------------------------------------------------------------------- rewards = metrics
 
 def test_each_reward_file_gives_the_metric_score():
