@@ -79,17 +79,21 @@ def check_reward_scoring(rewards: list[Callable[..., Any]], train: Any, evaluati
     records = [(data, record, line) for data in (train, evaluation)
                for record, line in zip(data.records, data.lines, strict=True)]
     unscored = {name: 0 for name in checked}
+    scored_in_train = {name: 0 for name in checked}
     nobody, first_nobody = 0, None
     for data, record, line in records:
         scored_by = [name for name, scorer in checked.items() if scorer(record)]
-        for name in checked.keys() - set(scored_by):
-            unscored[name] += 1
+        for name in checked:
+            if name not in scored_by:
+                unscored[name] += 1
+            elif data is train:
+                scored_in_train[name] += 1
         if checked and len(checked) == len(scorers) and not scored_by:
             nobody += 1
             first_nobody = first_nobody or (data.path, line)
     by_name = {reward.__name__: reward for reward in rewards}
-    for name, scorer in checked.items():
-        if not any(scorer(record) for record in train.records):
+    for name in checked:
+        if not scored_in_train[name]:
             columns = reward_columns(by_name[name]) or ("the reference",)
             first = str(train.records[0].get(columns[0], ""))[:60] if train.records else ""
             raise DataError(train.path, train.lines[0], f"reward {name!r} (grpo.rewards) can score none of the "

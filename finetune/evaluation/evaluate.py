@@ -31,53 +31,37 @@ def export_info(export_dir: Path) -> dict[str, Any]:
                         "model/ directory, or a run directory") from None
 
 
-def _dtype() -> Any:
-    import torch
-
-    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-
-
 def _load(path: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_dtype())
+    from finetune.config import Precision
+    from finetune.modeling import torch_dtype
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(Precision.auto))
     return model.to("cuda") if torch.cuda.is_available() else model
 
 
-class Models:
-    """The tuned model and its base: an adapter on its base (the base is the adapter disabled), or a full
-    model and its base model loaded separately."""
+def _generate_transformers(export_dir: Path, info: dict[str, Any], run: Any, compare_base: bool) -> \
+        tuple[list[list[Generation]], Optional[list[list[Generation]]]]:
+    """Tuned generations and, with `compare_base`, the base's: an adapter's base is the adapter disabled; a
+    full model's base is loaded once the tuned one is done."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
-    def __init__(self, export_dir: Path, info: dict[str, Any]) -> None:
-        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+    # Training under ZeRO-3 leaves its config set globally, and from_pretrained would then partition the
+    # weights across a process group whose other ranks have finished: this process loads them whole.
+    unset_hf_deepspeed_config()
+    if info["kind"] == "adapter":
+        from peft import PeftModel
 
-        # Training under ZeRO-3 leaves its config set globally, and from_pretrained would then partition the
-        # weights across a process group whose other ranks have finished: this process loads them whole.
-        unset_hf_deepspeed_config()
-        self.info, self.export_dir = info, export_dir
-        if info["kind"] == "adapter":
-            from peft import PeftModel
-
-            self.tuned = PeftModel.from_pretrained(_load(info["base_model"]), str(export_dir))
-        else:
-            self.tuned = _load(str(export_dir))
-
-    def base(self) -> Any:
-        if self.info["kind"] == "adapter":
-            return None  # generate with the adapter disabled
-        return _load(self.info["base_model"])
-
-
-def _generate_base(models: Models, run: Any) -> list[list[Generation]]:
-    if models.info["kind"] == "adapter":
-        with models.tuned.disable_adapter():
-            return run(models.tuned, "base")
-    base = models.base()
-    try:
-        return run(base, "base")
-    finally:
-        del base
+        model = PeftModel.from_pretrained(_load(info["base_model"]), str(export_dir))
+        tuned = run(model, "tuned")
+        if not compare_base:
+            return tuned, None
+        with model.disable_adapter():
+            return tuned, run(model, "base")
+    tuned = run(_load(str(export_dir)), "tuned")
+    return tuned, run(_load(info["base_model"]), "base") if compare_base else None
 
 
 def load_tokenizer(export_dir: Path, info: dict[str, Any]) -> Any:
@@ -120,9 +104,7 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
         tuned, base = generate_vllm(export_dir, info, tokenizer, chat, examples, stop_ids, limit, max_prompt_tokens,
                                     config)
     else:
-        models = Models(export_dir, info)
-        tuned = run(models.tuned, "tuned")
-        base = _generate_base(models, run) if config.compare_base else None
+        tuned, base = _generate_transformers(export_dir, info, run, config.compare_base)
     tuned_scores, tuned_metrics = score_examples(names, examples, tuned, column)
     result: dict[str, Any] = {"examples": len(examples), "metrics": names, "backend": backend,
                               "max_new_tokens": limit, "samples": config.samples,
@@ -130,8 +112,7 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
     base_scores: dict[str, list] = {}
     if base is not None:
         base_scores, base_metrics = score_examples(names, examples, base, column)
-        result.update(base=base_metrics, delta=delta(tuned_metrics, base_metrics),
-                      base_outputs=output_stats(base))
+        result.update(base=base_metrics, base_outputs=output_stats(base))
     result["unscored"] = {n: sum(s is None for s in tuned_scores[n]) for n in names}
     if config.judge.base_url:
         from finetune.evaluation.judge import judge_generations
@@ -144,8 +125,8 @@ def evaluate_export(export_dir: Path, examples: list[EvalExample], names: list[s
                 mean = judged.get(f"{label}_mean_score")
                 if label in result and mean is not None:
                     result[label]["judge_score"] = (mean - 1) / 4
-            if "base" in result:
-                result["delta"] = delta(result["tuned"], result["base"])
+    if "base" in result:
+        result["delta"] = delta(result["tuned"], result["base"])
     result["results_path"] = str(write_results(out_dir / "eval_results.jsonl", examples, tuned, base, tuned_scores,
                                                base_scores))
     if names:
