@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", dest="html_path", type=Path, help="write an HTML report with plots here")
     p.add_argument("--write-clean", type=Path, metavar="OUT.jsonl",
                    help="write the records minus near-duplicates (one kept per cluster) as JSONL here")
-    p.add_argument("--redact-pii", action="store_true", help="with --write-clean: replace PII spans by <TYPE>")
+    p.add_argument("--redact-pii", action="store_true", help="with --write-clean: replace the PII that counts "
+                   "(checks.pii.fail_on_confidence, count_placeholders; --config) by <TYPE>")
     p.add_argument("--against", help="a second dataset (e.g. the eval split) checked for near-duplicates of PATH")
     p.add_argument("--skip-invalid", action="store_true",
                    help="skip unparseable JSONL lines (counted in the report) instead of stopping")
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-perm", type=int, help="MinHash permutations (default 128)")
     g.add_argument("--pii-inside-trust-boundary", action="store_true",
                    help="the data stays inside the trust boundary: PII is reported but does not fail the gate")
+    g.add_argument("--pii-fail-on-confidence", choices=("high", "low"),
+                   help="high (default): only high-confidence PII fails the gate (and is redacted); low: every finding")
+    g.add_argument("--pii-count-placeholders", action="store_true",
+                   help="known-fake values (john@example.com, 555-0123, test cards) count as PII too")
     g.add_argument("--min-kappa", type=float, help="agreement below this fails (default 0.8)")
     g.add_argument("--kappa-weights", choices=("linear", "quadratic"), help="weighted Cohen's kappa (ordinal labels)")
     g.add_argument("--item-field", help="long format: the item ID field (default item)")
@@ -90,7 +95,9 @@ def _config(args: argparse.Namespace) -> ChecksConfig:
     config.dedup = override(config.dedup, threshold=args.dedup_threshold, max_rate=args.max_duplicate_rate,
                             num_perm=args.num_perm, field=args.text_field)
     config.pii = override(config.pii, field=args.text_field,
-                          data_leaves_trust_boundary=False if args.pii_inside_trust_boundary else None)
+                          data_leaves_trust_boundary=False if args.pii_inside_trust_boundary else None,
+                          fail_on_confidence=args.pii_fail_on_confidence,
+                          count_placeholders=True if args.pii_count_placeholders else None)
     columns = [c.strip() for c in args.annotator_columns.split(",")] if args.annotator_columns else None
     config.agreement = override(config.agreement, min_kappa=args.min_kappa, weights=args.kappa_weights,
                                 item_field=args.item_field, annotator_field=args.annotator_field,
@@ -103,21 +110,23 @@ def _config(args: argparse.Namespace) -> ChecksConfig:
     return config
 
 
-def _redacted(value: Any) -> Any:
+def _redacted(value: Any, config: Any) -> Any:
+    """`value` with the PII that counts under `config` (checks.pii) redacted in every string inside it."""
     from data_checks.pii import redact
 
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, config)
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
+        return [_redacted(v, config) for v in value]
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, config) for k, v in value.items()}
     return value
 
 
-def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: bool, split: str,
+def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: Any, split: str,
                  skip_invalid: bool) -> int:
-    """Every record but the extra members of each near-duplicate cluster, PII redacted if asked.
+    """Every record but the extra members of each near-duplicate cluster, PII redacted if asked
+    (`redact_pii`: the checks.pii config whose findings are redacted, or None).
 
     The records are read again, one at a time (a second streamed pass), and written as they come;
     the file appears only once complete (an atomic rename).
@@ -134,7 +143,7 @@ def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: bool, spl
             count += 1
             if index not in drop:
                 kept += 1
-                yield _redacted(record) if redact_pii else record
+                yield _redacted(record, redact_pii) if redact_pii else record
         if count != len(run):
             raise DataError(run.path, None, f"changed while being checked ({len(run)} records, now {count}); "
                                             "nothing written")
@@ -211,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"html report: {write_html_report(report, args.html_path)}")
     if args.write_clean:
         try:
-            kept = _write_clean(args.paths[0], runs[0], args.write_clean, args.redact_pii, args.split,
-                                args.skip_invalid)
+            redact_with = config.pii if args.redact_pii else None
+            kept = _write_clean(args.paths[0], runs[0], args.write_clean, redact_with, args.split, args.skip_invalid)
         except (DataError, OSError) as exc:
             print(f"data-checks: error: {exc}", file=sys.stderr)
             return 2

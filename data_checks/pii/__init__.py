@@ -14,7 +14,10 @@ The package, one concern a module:
 - `loading`      importing presidio without torch and transformers;
 - `engine`       presidio's AnalyzerEngine and the recognizers, built once per process;
 - `prefilter`    a cheap trigger regex per recognizer, so most texts never reach presidio;
-- `scanner`      one text's PII spans: prefilter, recognizers, cross-type conflicts (`find_pii`);
+- `context`      what a match really is, read from its surroundings (code, URLs, arithmetic, tables, ...);
+- `placeholders` known-fake values (example.com, 555-01xx, test cards), reported apart;
+- `findings`     recognizer spans to findings: context rules, confidence (high/low), placeholders;
+- `scanner`      one text's findings: prefilter, recognizers, cross-type conflicts, `findings` (`find_pii`);
 - `redact`       `<TYPE>` placeholders for whole texts and report excerpts;
 - `scan`         the gate over a dataset (`PiiScan`, `scan_pii`).
 """
@@ -30,11 +33,13 @@ from data_checks.pii.config import (
 )
 from data_checks.pii.engine import analyzer_engine
 from data_checks.pii.engine import presidio as _presidio  # the old private names: tests and scripts/bench_pii.py
+from data_checks.pii.findings import Finding
 from data_checks.pii.redact import excerpt, redact
 from data_checks.pii.scan import PiiScan, scan_pii
-from data_checks.pii.scanner import find_pii
+from data_checks.pii.scanner import find_pii, pii_findings
 from data_checks.pii.scanner import scanner as _scanner
 
 __all__ = ["DEFAULT_ENTITIES", "DEFAULT_SCORE_THRESHOLD", "EXCERPT_CONTEXT", "LANGUAGE", "SUPPORTED_ENTITIES",
-           "PiiGateConfig", "PiiResult", "PiiScan", "analyzer_engine", "excerpt", "find_pii", "redact", "scan_pii",
+           "Finding", "PiiGateConfig", "PiiResult", "PiiScan", "analyzer_engine", "excerpt", "find_pii",
+           "pii_findings", "redact", "scan_pii",
            "_presidio", "_scanner"]

@@ -34,6 +34,14 @@ class PiiGateConfig:
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
     field: Optional[str] = None  # one record field to scan; None: the record's text (`record_text`)
     max_examples: int = 50
+    fail_on_confidence: str = "high"  # high: only high-confidence findings fail the gate; low: every finding
+    count_placeholders: bool = False  # true: known-fake values (john@example.com, 555-0123) fail it too
+
+    def counts(self, confidence: str, placeholder: Optional[str]) -> bool:
+        """Whether a finding of this confidence (and placeholder reason) fails the gate and is redacted."""
+        if placeholder is not None and not self.count_placeholders:
+            return False
+        return confidence == "high" or self.fail_on_confidence == "low"
 
     def problems(self) -> list[str]:
         """Config mistakes, each naming its key."""
@@ -44,6 +52,8 @@ class PiiGateConfig:
                          "(or leave 'pii' out of checks.run)")
         if not 0.0 <= self.score_threshold <= 1.0:
             found.append("checks.pii.score_threshold: must be between 0 and 1")
+        if self.fail_on_confidence not in ("high", "low"):
+            found.append(f"checks.pii.fail_on_confidence: must be high or low, not {self.fail_on_confidence!r}")
         if self.max_examples < 0:
             found.append("checks.pii.max_examples: must be 0 or more")
         if self.field is not None and not str(self.field).strip():
@@ -53,7 +63,8 @@ class PiiGateConfig:
 
 @dataclass
 class PiiResult:
-    """The gate's verdict. `by_type` counts records holding each type; `examples` are redacted."""
+    """The gate's verdict. `by_type` counts the records holding each type among the findings that count
+    (`PiiGateConfig.counts`); `by_confidence` and `placeholders` count every finding; `examples` are redacted."""
 
     passed: bool
     records_with_pii: int
@@ -62,6 +73,10 @@ class PiiResult:
     examples: list[dict[str, Any]]
     data_leaves_trust_boundary: bool
     entities: list[str]
+    by_confidence: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    placeholders: dict[str, int] = dataclasses.field(default_factory=dict)
+    fail_on_confidence: str = "high"
+    count_placeholders: bool = False
 
     @property
     def warning(self) -> bool:
@@ -71,4 +86,7 @@ class PiiResult:
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "records_with_pii": self.records_with_pii, "rate": self.rate,
                 "by_type": dict(self.by_type), "examples": list(self.examples),
-                "data_leaves_trust_boundary": self.data_leaves_trust_boundary, "entities": list(self.entities)}
+                "data_leaves_trust_boundary": self.data_leaves_trust_boundary, "entities": list(self.entities),
+                "by_confidence": {k: dict(v) for k, v in self.by_confidence.items()},
+                "placeholders": dict(self.placeholders), "fail_on_confidence": self.fail_on_confidence,
+                "count_placeholders": self.count_placeholders}

@@ -13,18 +13,35 @@ import re
 STREET_WORDS = ("street|st|avenue|ave|road|rd|drive|dr|lane|ln|close|place|pl|court|ct|way|boulevard|blvd|square|"
                 "sq|terrace|crescent|rue|highway|hwy|parkway|suite|apt")
 # 7-15 digits in groups: separators space - . / and parenthesised area codes, an optional + prefix and an
-# x/ext extension; never inside a longer word, number or dotted run.
+# x/ext extension; never inside a longer word, number or dotted run. An opening parenthesis belongs to the
+# number only when it closes within the next few digits ("(555) 123"), not in "(1-800-273-8255)".
 PHONE_PATTERN = (r"(?<![\w@+\-./])(?<!apt\. )(?<!apt )(?<!suite )"
                  rf"(?!\d+ \d+ (?:[^\W\d_][\w.'-]* ){{0,3}}(?:{STREET_WORDS})\b)"
-                 r"(?:\+ ?)?\(?\d(?:[ \-./()]{0,3}\d){6,}(?: ?(?:x|ext\.?|extension) ?\d{1,6})?(?![\w@]|[\-./]\d)")
+                 r"(?:\+ ?)?(?:\((?=[\d ]{1,6}\)))?\d(?:[ \-./()]{0,3}\d){6,}"
+                 r"(?: ?(?:x|ext\.?|extension) ?\d{1,6})?(?![\w@]|[\-./]\d)")
 # 12-19 digits, plain or with space or dash separators.
 CARD_PATTERN = r"(?<![\w+\-./])(?:\d[ -]?){11,18}\d(?![\w@]|[\-./]\d)"
 
+# Addresses written to fool harvesters: "<eprice at tjhsst.edu>" (in angle brackets, as in source headers),
+# "jo (at) example (dot) org", "jo [at] example.org". A bare "x at y.org" is English ("the team project at
+# salsa.debian.org"), so the plain form needs the brackets.
+OBFUSCATED_EMAIL_PATTERN = (r"(?<=<)[a-z0-9][\w.+-]*\s+at\s+[a-z0-9][\w-]*(?:\.[\w-]+)+(?=>)|"
+                            r"\b[a-z0-9][\w.+-]*\s*[(\[{]at[)\]}]\s*[a-z0-9][\w-]*"
+                            r"(?:\s*(?:[(\[{]dot[)\]}]|\.)\s*[a-z0-9][\w-]*)+")
+_AT = re.compile(r"\s*[(\[{]at[)\]}]\s*|\s+at\s+", re.IGNORECASE)
+_DOT = re.compile(r"\s*[(\[{]dot[)\]}]\s*", re.IGNORECASE)
 _PHONE_EXTENSION = re.compile(r" ?(?:x|ext\.?|extension) ?\d{1,6}$", re.IGNORECASE)
 _IPV4_SHAPE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _DATE_YMD = re.compile(r"(\d{4})([-./])(\d{1,2})\2(\d{1,2})(?:$| )")
 _DATE_DMY = re.compile(r"(\d{1,2})([-./])(\d{1,2})\2(\d{4}|\d{2})(?:$| )")
 _ZIP_PLUS_4 = re.compile(r"\d{5}-\d{4}")
+
+
+def normalise_email(text: str) -> str:
+    """An obfuscated address written plainly ("eprice at tjhsst.edu" -> "eprice@tjhsst.edu"); a plain one unchanged."""
+    if "@" in text:
+        return text
+    return _DOT.sub(".", _AT.sub("@", text, count=1))
 
 
 def phone_is_invalid(text: str) -> bool:

@@ -14,7 +14,8 @@ import re
 from collections.abc import Sequence
 
 TRIGGERS: dict[str, tuple[str, ...]] = {
-    "EMAIL_ADDRESS": (r"@\w",),  # ...[@]\w+...
+    # ...[@]\w+...; OBFUSCATED_EMAIL_PATTERN: "<x at y.z>", "x (at) y", "x [at] y", "x {at} y"
+    "EMAIL_ADDRESS": (r"@\w", r"[(\[{]at[)\]}]", r"\sat\s[\w-]+(?:\.[\w-]+)+>"),
     "PHONE_NUMBER": (r"\d(?:[ \-./()]{0,3}\d){6}",),  # PHONE_PATTERN: 7+ digits, <= 3 separators apart
     # SSN1-5: \d{5}-\d{4}, \d{3}-\d{6}, \d{3}-\d{2}-\d{4}, \d{9}, \d{3}[- .]\d{2}[- .]\d{4}
     "US_SSN": (r"\d{3}[- .]?\d{2}[- .]?\d{4}",),

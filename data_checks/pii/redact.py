@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from data_checks.pii.config import EXCERPT_CONTEXT, PiiGateConfig
-from data_checks.pii.scanner import Span, find_pii
+from data_checks.pii.scanner import Span, scanner
 
 
 def _replace(text: str, spans: Sequence[Span], start: int, end: int, squash: bool) -> str:
@@ -27,10 +27,12 @@ def _replace(text: str, spans: Sequence[Span], start: int, end: int, squash: boo
 
 
 def redact(text: str, config: Optional[PiiGateConfig] = None, spans: Optional[Sequence[Span]] = None) -> str:
-    """`text` with every PII span replaced by `<TYPE>` (e.g. `<EMAIL_ADDRESS>`); pass `spans` from
-    `find_pii` to avoid scanning twice."""
+    """`text` with each finding that counts under `config` (`PiiGateConfig.counts`: by default the
+    high-confidence ones that are not placeholders) replaced by `<TYPE>` (e.g. `<EMAIL_ADDRESS>`);
+    `spans` replaces exactly those spans instead."""
     if spans is None:
-        spans = find_pii(text, config)
+        config = config or PiiGateConfig()
+        spans = [f.span for f in scanner(config).findings(text) if config.counts(f.confidence, f.placeholder)]
     return _replace(text, spans, 0, len(text), squash=False) if spans else text
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from data_checks.pii.config import LANGUAGE, SUPPORTED_ENTITIES, PiiGateConfig, unknown_entities
 from data_checks.pii.engine import Presidio, analyzer_engine, presidio
+from data_checks.pii.findings import Dropped, Finding, classify
 from data_checks.pii.prefilter import Prefilter
 
 Span = tuple[int, int, str]  # (start, end, entity type)
@@ -57,8 +58,8 @@ class Scanner:
         """The prefilter: False only for a text no enabled recognizer can match."""
         return self.prefilter.might_have_pii(text)
 
-    def find(self, text: str) -> list[Span]:
-        """Every PII span in `text`, sorted by position."""
+    def matches(self, text: str) -> list[Span]:
+        """The recognizers' spans in `text` after the cross-type rules, before the context rules."""
         todo = self.prefilter.entities_to_run(text)
         if not todo:
             return []
@@ -70,11 +71,20 @@ class Scanner:
             results.extend(r for r in found if r.score >= self.threshold)
         return resolve_conflicts(loaded.remove_duplicates(results)) if results else []
 
+    def findings(self, text: str, dropped: Optional[list[Dropped]] = None) -> list[Finding]:
+        """Every finding in `text` (placeholders included), sorted by position; matches the context
+        rules drop go to `dropped` with the rule's reason."""
+        return classify(text, self.matches(text), dropped)
+
+    def find(self, text: str) -> list[Span]:
+        """The span of every finding in `text` (placeholders and low confidence included)."""
+        return [f.span for f in self.findings(text)]
+
     def find_with_engine(self, text: str) -> list[Span]:
         """The same answer through `AnalyzerEngine.analyze`, with no prefilter (slow; for tests and benchmarks)."""
         results = analyzer_engine().analyze(text, LANGUAGE, entities=list(self.entities),
                                             score_threshold=self.threshold)
-        return resolve_conflicts(results)
+        return [f.span for f in classify(text, resolve_conflicts(results))]
 
 
 _SCANNERS: dict[tuple[tuple[str, ...], float], Scanner] = {}
@@ -90,5 +100,11 @@ def scanner(config: Optional[PiiGateConfig]) -> Scanner:
 
 
 def find_pii(text: str, config: Optional[PiiGateConfig] = None) -> list[Span]:
-    """Every PII span in `text` as (start, end, entity type), sorted by position."""
+    """Every PII span in `text` as (start, end, entity type), sorted by position: placeholders and
+    low-confidence findings included (`pii_findings` says which is which)."""
     return scanner(config).find(text)
+
+
+def pii_findings(text: str, config: Optional[PiiGateConfig] = None) -> list[Finding]:
+    """Every finding in `text`, with its confidence and, for a known-fake value, why it is one."""
+    return scanner(config).findings(text)

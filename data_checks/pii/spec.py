@@ -27,10 +27,25 @@ class PiiGate:
         return self.scan.result()
 
 
+def _counts(by_type: dict[str, int]) -> str:
+    return ", ".join(f"{t} {n}" for t, n in sorted(by_type.items(), key=lambda kv: -kv[1]))
+
+
 def _summary(result: dict[str, Any]) -> str:
-    types = ", ".join(f"{t} {n}" for t, n in sorted(result["by_type"].items(), key=lambda kv: -kv[1]))
     where = "leaves" if result["data_leaves_trust_boundary"] else "stays inside"
-    return f"{result['records_with_pii']} records with PII ({types or 'none'}); data {where} the trust boundary"
+    n = result["records_with_pii"]
+    line = f"{n} record{'' if n == 1 else 's'} with PII ({_counts(result['by_type']) or 'none'})"
+    low = result.get("by_confidence", {}).get("low", {})
+    if low and result.get("fail_on_confidence", "high") == "high":
+        line += f"; low confidence, not counted: {_counts(low)}"
+    placeholders = result.get("placeholders", {})
+    if placeholders and not result.get("count_placeholders"):
+        line += f"; placeholders, not counted: {_counts(placeholders)}"
+    return f"{line}; data {where} the trust boundary"
+
+
+_KINDS = (("high", "High-confidence findings"), ("low", "Low-confidence findings"),
+          ("placeholder", "Placeholders (known-fake values)"))
 
 
 def _html_section(result: dict[str, Any]) -> str:
@@ -39,14 +54,27 @@ def _html_section(result: dict[str, Any]) -> str:
     def draw(ax: Any) -> None:
         names = sorted(by_type, key=by_type.get, reverse=True)
         ax.barh(names, [by_type[n] for n in names])
-        ax.set_xlabel("occurrences")
+        ax.set_xlabel("records")
 
-    facts = [("records with PII", result["records_with_pii"]),
+    counted = "every finding" if result.get("fail_on_confidence") == "low" else "high-confidence findings"
+    facts = [("records with PII that counts", result["records_with_pii"]),
+             ("what counts", counted + (" and placeholders" if result.get("count_placeholders") else "")),
              ("data leaves trust boundary", result["data_leaves_trust_boundary"])]
-    rows = [[e["record"], e["type"], Markup(f"<code>{html.escape(e['excerpt'])}</code>")]
-            for e in result["examples"][:50]]
-    return (facts_table(facts) + (image(png(draw), "PII by type") if by_type else "")
-            + table(["record", "type", "excerpt (redacted)"], rows))
+    for kind, title in _KINDS:
+        tally = (result.get("placeholders", {}) if kind == "placeholder"
+                 else result.get("by_confidence", {}).get(kind, {}))
+        facts.append((title.split(" (")[0].lower() + " (records per type)", _counts(tally) or "none"))
+    html_out = facts_table(facts) + (image(png(draw), "PII that counts, by type") if by_type else "")
+    for kind, title in _KINDS:
+        examples = [e for e in result["examples"]
+                    if ("placeholder" if e.get("placeholder") else e.get("confidence", "high")) == kind]
+        if not examples:
+            continue
+        rows = [[e["record"], e["type"], Markup(f"<code>{html.escape(e.get('shape', ''))}</code>"),
+                 e.get("placeholder", ""), Markup(f"<code>{html.escape(e['excerpt'])}</code>")] for e in examples]
+        html_out += f"<h3>{html.escape(title)}</h3>" + table(
+            ["record", "type", "shape", "why fake" if kind == "placeholder" else "", "excerpt (redacted)"], rows)
+    return html_out
 
 
 GATE = GateSpec("pii", PiiGate, _summary, _html_section)

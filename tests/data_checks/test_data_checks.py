@@ -583,7 +583,7 @@ def _messy_alpaca() -> list[dict[str, Any]]:
     records.append({**records[9], "instruction": records[9]["instruction"].upper() + "!"})  # same normalised text
     records.append({**records[11], "output": records[11]["output"] + " extra"})  # a near duplicate
     records.append({"instruction": _words(77, 10), "input": "", "output": records[13]["output"]})  # same output only
-    records[20]["input"] = "mail me at jane.doe@example.com or call +1 (415) 555-0132"
+    records[20]["input"] = "mail me at jane.doe@shop.co.uk or call +1 (415) 867-0132"
     return records
 
 
@@ -858,10 +858,33 @@ def test_cli_write_clean_second_pass_matches_the_records(tmp_path: Path, capsys:
     written = [json.loads(line) for line in clean.read_text(encoding="utf-8").splitlines()]
     texts = [record_text(r, "alpaca") for r in records]
     keep = keep_indices(find_near_duplicates(texts, DedupGateConfig()), len(records))
-    assert written == [_redacted(records[i]) for i in keep]
+    from data_checks.pii import PiiGateConfig
+
+    assert written == [_redacted(records[i], PiiGateConfig()) for i in keep]
     assert len(written) == len(records) - 3 and written[-1] == records[43]
     assert written[20]["input"] == "mail me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>"
     assert os.listdir(clean.parent) == ["clean.jsonl"]
+
+
+def test_cli_redact_pii_honours_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """--redact-pii redacts what the gate counts under --config: by default high-confidence PII only; with
+    fail_on_confidence=low and count_placeholders=true also phone-shaped numbers and known-fake values."""
+    record = {"instruction": "Reply to ann@shop.co.uk", "input": "or to john@example.com, desk 212 867 5309",
+              "output": "Done."}
+    path = _lines(tmp_path / "d.jsonl", [json.dumps(record)])
+    default, strict = tmp_path / "default.jsonl", tmp_path / "strict.jsonl"
+    assert cli_main([str(path), "--checks", "pii", "--write-clean", str(default), "--redact-pii"]) == 1
+    assert json.loads(default.read_text(encoding="utf-8")) == {
+        "instruction": "Reply to <EMAIL_ADDRESS>", "input": "or to john@example.com, desk 212 867 5309",
+        "output": "Done."}
+    config = tmp_path / "checks.yaml"
+    config.write_text("pii:\n  fail_on_confidence: low\n  count_placeholders: true\n", encoding="utf-8")
+    assert cli_main([str(path), "--config", str(config), "--checks", "pii", "--write-clean", str(strict),
+                     "--redact-pii"]) == 1
+    assert json.loads(strict.read_text(encoding="utf-8"))["input"] == "or to <EMAIL_ADDRESS>, desk <PHONE_NUMBER>"
+    out = capsys.readouterr().out
+    assert "low confidence, not counted: PHONE_NUMBER 1" in out and "placeholders, not counted: EMAIL_ADDRESS 1" in out
+    assert json.loads(path.read_text(encoding="utf-8")) == record  # the input is never modified
 
 
 def test_cli_write_clean_refuses_a_file_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

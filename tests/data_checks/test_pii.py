@@ -17,6 +17,7 @@ from data_checks.pii import (
     analyzer_engine,
     excerpt,
     find_pii,
+    pii_findings,
     redact,
     scan_pii,
 )
@@ -97,18 +98,25 @@ def test_the_url_in_an_email_is_not_reported_twice():
     assert spans_text("mail ann@shop.example.co.uk today") == [("ann@shop.example.co.uk", "EMAIL_ADDRESS")]
 
 
-def test_redact_replaces_every_span():
-    text = "Mail jane@example.com or call 555-123-4567; card 4111111111111111."
+def test_redact_replaces_what_counts_under_the_config():
+    text = "Mail jane.roe@shop.co.uk or call 415-867-2309; card 4556 7375 8689 9855."
     assert redact(text) == "Mail <EMAIL_ADDRESS> or call <PHONE_NUMBER>; card <CREDIT_CARD>."
     assert redact("nothing to see here") == "nothing to see here"
     assert redact(text, PiiGateConfig(entities=["CREDIT_CARD"])) == (
-        "Mail jane@example.com or call 555-123-4567; card <CREDIT_CARD>.")
+        "Mail jane.roe@shop.co.uk or call 415-867-2309; card <CREDIT_CARD>.")
     spans = find_pii(text)
     assert redact(text, spans=spans) == redact(text)
+    # a phone with no phone word is low confidence, a placeholder is no PII: both stay unless the config counts them
+    text = "Desk 415 867 2309 or jane@example.com, and 212 867 5309."
+    assert redact(text) == "Desk 415 867 2309 or jane@example.com, and 212 867 5309."
+    assert redact(text, PiiGateConfig(fail_on_confidence="low")) == (
+        "Desk <PHONE_NUMBER> or jane@example.com, and <PHONE_NUMBER>.")
+    assert redact(text, PiiGateConfig(fail_on_confidence="low", count_placeholders=True)) == (
+        "Desk <PHONE_NUMBER> or <EMAIL_ADDRESS>, and <PHONE_NUMBER>.")
 
 
 def test_excerpts_are_redacted_and_whole():
-    text = "Please contact me at jane@example.com tomorrow about the invoice, or call 555-123-4567."
+    text = "Please contact me at jane@shop.co.uk tomorrow about the invoice, or call 555-123-4567."
     spans = find_pii(text)
     assert excerpt(text, spans, spans[0]) == "... contact me at <EMAIL_ADDRESS> tomorrow about the ..."
     # a span at the window's edge is replaced whole, never cut into a raw fragment
@@ -125,35 +133,56 @@ def test_excerpts_never_contain_a_raw_value():
     for _ in range(200):
         picked = rng.sample(values, 3)
         texts.append(" ".join(f"{rng.choice(['see', 'and', 'x', 'then write to'])} {v}" for v in picked))
-    result = scan_pii(texts, PiiGateConfig(entities=list(SUPPORTED_ENTITIES), max_examples=10_000))
+    every = PiiGateConfig(entities=list(SUPPORTED_ENTITIES), max_examples=10_000, fail_on_confidence="low",
+                          count_placeholders=True)
+    result = scan_pii(texts, every)
     assert result.records_with_pii == 200 and len(result.examples) > 400
     for example in result.examples:
-        raw = [texts[example["record"]][s:e] for s, e, _ in find_pii(texts[example["record"]], ALL)]
-        assert f"<{example['type']}>" in example["excerpt"]
+        text = texts[example["record"]]
+        raw = [text[f.start:f.end] for f in pii_findings(text, ALL) if f.placeholder is None]
+        if "placeholder" in example:  # a known-fake value is shown as it is, to be judged at a glance
+            assert example["placeholder"]
+        else:
+            assert f"<{example['type']}>" in example["excerpt"]
         assert not any(value in example["excerpt"] for value in raw), example
 
 
-def test_gate_fails_on_pii_by_default():
-    texts = ["no pii here", "write to ann@example.com", "ann@example.com, 4111111111111111", "nothing"]
+def test_gate_fails_on_high_confidence_pii_by_default():
+    texts = ["no pii here", "write to ann@shop.co.uk", "ann@shop.co.uk, 4556737586899855", "nothing",
+             "mail john@example.com", "numbers 212 867 5309 and 415 867 2309"]
     result = scan_pii(texts, PiiGateConfig())
     assert set(result.to_dict()) == {"passed", "records_with_pii", "rate", "by_type", "examples",
-                                     "data_leaves_trust_boundary", "entities"}
+                                     "data_leaves_trust_boundary", "entities", "by_confidence", "placeholders",
+                                     "fail_on_confidence", "count_placeholders"}
     assert not result.passed and not result.warning
-    assert result.records_with_pii == 2 and result.rate == 0.5
+    assert result.records_with_pii == 2 and result.rate == 2 / 6
     assert result.by_type == {"EMAIL_ADDRESS": 2, "CREDIT_CARD": 1}
-    assert [(e["record"], e["type"]) for e in result.examples] == [
-        (1, "EMAIL_ADDRESS"), (2, "EMAIL_ADDRESS"), (2, "CREDIT_CARD")]
+    assert result.by_confidence == {"high": {"EMAIL_ADDRESS": 2, "CREDIT_CARD": 1}, "low": {"PHONE_NUMBER": 1}}
+    assert result.placeholders == {"EMAIL_ADDRESS": 1}
+    assert [(e["record"], e["type"], e["confidence"], e.get("placeholder")) for e in result.examples] == [
+        (1, "EMAIL_ADDRESS", "high", None), (2, "EMAIL_ADDRESS", "high", None), (2, "CREDIT_CARD", "high", None),
+        (4, "EMAIL_ADDRESS", "high", "a reserved example domain"), (5, "PHONE_NUMBER", "low", None)]
+    assert result.examples[0]["shape"] == "aaa@aaaa.aa.aa" and result.examples[2]["shape"] == "9" * 16
+    assert result.examples[3]["excerpt"] == "mail john@example.com"
     assert result.to_dict()["entities"] == list(PiiGateConfig().entities)
     json.dumps(result.to_dict())
     capped = scan_pii(texts, PiiGateConfig(max_examples=1))
-    assert len(capped.examples) == 1 and capped.records_with_pii == 2
+    assert [e["record"] for e in capped.examples] == [1, 4, 5]  # one of each kind: high, placeholder, low
+    assert capped.records_with_pii == 2
+    # the policy switches: low-confidence findings and placeholders fail the gate when asked
+    low = scan_pii(texts, PiiGateConfig(fail_on_confidence="low"))
+    assert low.records_with_pii == 3 and low.by_type == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1, "CREDIT_CARD": 1}
+    counted = scan_pii(texts, PiiGateConfig(count_placeholders=True))
+    assert counted.records_with_pii == 3 and counted.by_type == {"EMAIL_ADDRESS": 3, "CREDIT_CARD": 1}
+    assert scan_pii(texts[4:], PiiGateConfig()).passed  # placeholders and low-confidence phones only
 
 
 def test_gate_passes_inside_the_trust_boundary_but_still_reports():
-    result = scan_pii(["write to ann@example.com", "clean"], PiiGateConfig(data_leaves_trust_boundary=False))
+    result = scan_pii(["write to ann@shop.co.uk", "clean"], PiiGateConfig(data_leaves_trust_boundary=False))
     assert result.passed and result.warning
     assert result.to_dict()["records_with_pii"] == 1 and result.to_dict()["data_leaves_trust_boundary"] is False
-    assert result.examples == [{"record": 0, "type": "EMAIL_ADDRESS", "excerpt": "write to <EMAIL_ADDRESS>"}]
+    assert result.examples == [{"record": 0, "type": "EMAIL_ADDRESS", "confidence": "high",
+                                "excerpt": "write to <EMAIL_ADDRESS>", "shape": "aaa@aaaa.aa.aa"}]
     clean = scan_pii(["clean", "text"], PiiGateConfig())
     assert clean.passed and not clean.warning and clean.rate == 0.0
     assert scan_pii([], PiiGateConfig()).to_dict()["rate"] == 0.0
@@ -161,6 +190,8 @@ def test_gate_passes_inside_the_trust_boundary_but_still_reports():
 
 def test_config_problems_name_their_key():
     assert PiiGateConfig().problems() == []
+    assert PiiGateConfig(fail_on_confidence="medium").problems() == [
+        "checks.pii.fail_on_confidence: must be high or low, not 'medium'"]
     assert "URL" not in PiiGateConfig().entities
     problems = PiiGateConfig(entities=["EMAIL_ADDRESS", "FOO"], score_threshold=1.5, max_examples=-1).problems()
     assert problems[0].startswith("checks.pii.entities: unknown entity 'FOO' (supported: EMAIL_ADDRESS, ")
@@ -257,8 +288,8 @@ def test_runs_offline_without_torch_or_transformers():
         socket.socket.connect = refuse
         socket.socket.connect_ex = refuse
         from data_checks.pii import PiiGateConfig, scan_pii
-        result = scan_pii(["mail ann@example.com", "host 81.2.69.160", "site https://example.org", "clean"],
-                          PiiGateConfig(entities=["EMAIL_ADDRESS", "IP_ADDRESS", "URL"]))
+        result = scan_pii(["mail ann@shop.co.uk", "host 81.2.69.160", "site https://example.org", "clean"],
+                          PiiGateConfig(entities=["EMAIL_ADDRESS", "IP_ADDRESS", "URL"], fail_on_confidence="low"))
         assert result.by_type == {"EMAIL_ADDRESS": 1, "IP_ADDRESS": 1, "URL": 1}, result.by_type
         assert not attempts, attempts
         assert "torch" not in [m for m, v in sys.modules.items() if v is not None]
