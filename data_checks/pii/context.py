@@ -150,7 +150,8 @@ def phone_not_pii(context: TextContext, start: int, end: int) -> Optional[str]:
     # "192.0.2.128/31". Removed 25, lost 0 (no phone of either set is written with a slash).
     if "/" in value:
         return "a fraction or a pair"
-    if re.search(r"[\"']$", before) and after[:1] == before[-1]:  # x = parse("123-654321"): a string in code
+    # A quoted number with no phone word is a string in code: x = parse("123-654321"). Removed 1, lost 0.
+    if re.search(r"[\"']$", before) and after[:1] == before[-1]:
         return "a quoted string"
     # Columns of a table or of command output ("1   127   127", "| 567 489 231 | 163 852 794"): two or more
     # spaces, a tab or a "|" between numbers. Removed 3 (the sudoku grid's rows go first to the rule
@@ -175,7 +176,7 @@ def phone_not_pii(context: TextContext, start: int, end: int) -> Optional[str]:
     if (len(groups) > 2 and set(re.sub(r"\d", "", value)) == {" "} and all(len(g) == 3 for g in groups[1:])
             and (value.endswith("000") or _UNIT_AFTER.match(after))):
         return "a number with spaces between thousands"  # "5 650 000 cars": removed 2, lost 0
-    if any(len(g) == 1 for g in inner):  # "10 17 5 18 6", a list of small numbers: removed 1, lost 0
+    if any(len(g) == 1 for g in inner):  # "10 17 5 18 6", a list of small numbers (its one hit here is quoted)
         return "a list of numbers"
     # Ranges and quantities: "700-1000 calories", "500-1000 shots", "250-1000 mcg" (the issue's examples;
     # this set's one such hit went to an earlier rule).
