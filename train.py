@@ -3,7 +3,7 @@
 `python train.py --help` lists the config groups and their options.
 """
 
-from finetune.cli import main
+from gatetune.cli import main
 
 if __name__ == "__main__":
     main()

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset format (default: auto); 'classification' is annotation data for the agreement gate")
     p.add_argument("--checks", help=f"comma-separated gates (available: {', '.join(AVAILABLE_GATES)}; default: "
                    "template,dedup,pii, or agreement for --format classification)")
-    p.add_argument("--config", help="a checks YAML (the same as conf/checks/*.yaml); flags below override it")
+    p.add_argument("--config", help="a checks YAML (the same as gatetune/conf/checks/*.yaml); flags below override it")
     p.add_argument("--json", dest="json_path", type=Path, help="write the report as JSON here")
     p.add_argument("--html", dest="html_path", type=Path, help="write an HTML report with plots here")
     p.add_argument("--write-clean", type=Path, metavar="OUT.jsonl",

@@ -1,4 +1,4 @@
-"""Configuration of the gates; the schema behind `conf/checks/*.yaml` (plain dataclasses, no Hydra needed).
+"""Configuration of the gates; the schema behind `gatetune/conf/checks/*.yaml` (plain dataclasses, no Hydra needed).
 
 Each gate's own settings live beside its code (`DedupGateConfig` in dedup/config.py, ...) and are
 gathered here into `ChecksConfig`, the node `checks` of the training config and of
@@ -55,7 +55,7 @@ class ChecksConfig:
 
 
 def load_checks_config(path: str) -> ChecksConfig:
-    """A `conf/checks/*.yaml` file as a ChecksConfig; unknown keys and wrong types fail with the key's name."""
+    """A `gatetune/conf/checks/*.yaml` file as a ChecksConfig; unknown keys and wrong types fail with the key's name."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 

@@ -26,7 +26,7 @@ def build_model(out: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from finetune.tiny_model import build_tokenizer
+    from gatetune.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
@@ -63,7 +63,7 @@ def run_plain_trl(model_dir: Path, steps: int, work: Path) -> dict:
 import json, time, torch
 from datasets import load_dataset
 from trl import SFTConfig, SFTTrainer
-data = load_dataset("json", data_files="{ROOT / 'finetune/sample_data/sft_sample.jsonl'}", split="train")
+data = load_dataset("json", data_files="{ROOT / 'gatetune/sample_data/sft_sample.jsonl'}", split="train")
 args = SFTConfig(output_dir="{work / 'plain'}", max_steps={steps}, per_device_train_batch_size=8,
                  gradient_accumulation_steps=2, bf16=True, report_to=[], save_strategy="no", max_length=512,
                  include_num_input_tokens_seen="non_padding", logging_steps=10)
@@ -94,7 +94,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("bench_gpu_recipes: no CUDA device", file=sys.stderr)
         return 2
-    os.environ.setdefault("FINETUNE_CACHE", tempfile.mkdtemp())
+    os.environ.setdefault("GATETUNE_CACHE", tempfile.mkdtemp())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = build_model(work / "model")

@@ -1,6 +1,6 @@
 """Overhead of our recipes over the equivalent raw TRL trainer, on the tiny model on CPU.
 
-For each recipe, in one process, after an untimed one-step warm-up of both: our `finetune.run.run`
+For each recipe, in one process, after an untimed one-step warm-up of both: our `gatetune.run.run`
 (config, data checks off, tokenising, training,
 evaluation, export with its checks, model card, loss plot, summary) and a raw TRL script doing the same
 training (same model, LoRA settings, batch, steps, evaluation schedule, data, adapter save). Prints the
@@ -30,9 +30,9 @@ def _overrides(recipe: str, steps: int) -> list[str]:
 def ours(recipe: str, steps: int, work: Path) -> float:
     from hydra import compose, initialize_config_dir
 
-    from finetune.cli import CONFIG_DIR
-    from finetune.config import register_schema
-    from finetune.run import run
+    from gatetune.cli import CONFIG_DIR
+    from gatetune.config import register_schema
+    from gatetune.run import run
 
     register_schema()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -51,10 +51,10 @@ def raw_trl(recipe: str, steps: int, work: Path) -> float:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from finetune.cli import CONFIG_DIR
-    from finetune.config import register_schema
-    from finetune.rewards import load_rewards
-    from finetune.tiny_model import ensure_tiny_model
+    from gatetune.cli import CONFIG_DIR
+    from gatetune.config import register_schema
+    from gatetune.rewards import load_rewards
+    from gatetune.tiny_model import ensure_tiny_model
 
     register_schema()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -64,7 +64,7 @@ def raw_trl(recipe: str, steps: int, work: Path) -> float:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     quantization = None
     if recipe == "qlora":
-        from finetune.modeling import nf4_config
+        from gatetune.modeling import nf4_config
 
         quantization = nf4_config()
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization)
@@ -101,7 +101,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--recipes", default="lora,qlora,dpo,grpo,full")
     args = parser.parse_args()
-    os.environ.setdefault("FINETUNE_CACHE", tempfile.mkdtemp())
+    os.environ.setdefault("GATETUNE_CACHE", tempfile.mkdtemp())
     rows = ["| recipe | ours (s) | raw TRL (s) | ours / raw |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in args.recipes.split(","):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for finetune.vllm_rules (pure Python)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for gatetune.vllm_rules (pure Python)
 
 
 def expected_lora_modules(model_cls: Any, base_dir: str) -> set[str]:
@@ -54,7 +54,7 @@ def check(adapter_dir: str, max_lora_rank: int | None) -> dict[str, Any]:
     from vllm.lora.peft_helper import PEFTHelper
     from vllm.model_executor.models.registry import ModelRegistry
 
-    from finetune.vllm_rules import adapter_rank, vllm_max_lora_rank
+    from gatetune.vllm_rules import adapter_rank, vllm_max_lora_rank
 
     adapter_config = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
     base = adapter_config["base_model_name_or_path"]

@@ -6,7 +6,7 @@
 #      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONUNBUFFERED=1 FINETUNE_CACHE=${FINETUNE_CACHE:-/tmp/finetune-cache} WANDB_MODE=disabled
+export PYTHONUNBUFFERED=1 GATETUNE_CACHE=${GATETUNE_CACHE:-/tmp/gatetune-cache} WANDB_MODE=disabled
 if [ -d .whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -15,9 +15,9 @@ else
 fi
 nvidia-smi -L
 python3 -c "import torch, transformers, peft, trl, bitsandbytes, deepspeed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__)"
-timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/finetune/test_gpu.py
+timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_gpu.py
 # One tiny model per architecture family (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3, Phi-3, GPT-OSS), each with
 # its real chat template, three LoRA steps in bf16 on CUDA.
-timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/finetune/test_model_families.py
+timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_model_families.py
 timeout 180 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-20}"
 if [ -n "${OUT:-}" ]; then cp docs/benchmarks.md "$OUT/"; fi

@@ -1,4 +1,4 @@
-"""Generate the bundled SFT sample (`finetune/sample_data/sft_sample.jsonl`).
+"""Generate the bundled SFT sample (`gatetune/sample_data/sft_sample.jsonl`).
 
 Every conversation is distinct: the sample must pass the project's own duplicate gate.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data_checks.report import write_jsonl_atomic  # noqa: E402
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "finetune" / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "gatetune" / "sample_data"
 N_EXAMPLES = 800
 N_PREFERENCE = 400
 N_PROMPTS = 400
@@ -111,7 +111,8 @@ def make_preferences(n: int, seed: int = 1) -> list[dict]:
             for question, answer in _distinct_questions(n, rng)]
 
 
-# The word a good answer repeats from each kind of question: the GRPO demo rewards it (conf/reward/keyword.yaml).
+# The word a good answer repeats from each kind of question: the GRPO demo rewards it
+# (gatetune/conf/reward/keyword.yaml).
 TOPIC_WORDS = {"plus": "plus", "minus": "minus", "backwards": "backwards", "colour": "colour", "French": "French",
                "capital": "letters"}
 

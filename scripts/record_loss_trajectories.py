@@ -1,5 +1,5 @@
 """Record the per-step training loss of a few steps of each recipe on the tiny model (CPU), for
-tests/finetune/test_loss_trajectories.py, which reruns each and compares to tolerance.
+tests/gatetune/test_loss_trajectories.py, which reruns each and compares to tolerance.
 
     python scripts/record_loss_trajectories.py            # writes tests/data/loss_trajectories.json
 
@@ -34,7 +34,7 @@ RUNS = {
 
 def trajectory(overrides: list[str], key: str) -> list[float]:
     """`key` as logged at each training step of `python train.py OVERRIDES` (in this process)."""
-    from finetune.run import run
+    from gatetune.run import run
     from tests.conftest import compose
 
     with tempfile.TemporaryDirectory() as run_dir:

@@ -17,6 +17,6 @@ else
     echo "setup: no GPU, installing the CPU build torch==2.13.0"
     pip_install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 fi
-echo "setup: installing finetune and its dependencies (pip install -e '.[dev]')"
+echo "setup: installing gatetune and its dependencies (pip install -e '.[dev]')"
 pip_install -e ".[dev]"
 echo "setup: done"

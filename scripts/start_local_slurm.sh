@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a one-node SLURM cluster on this machine (loopback only, no systemd), for the SLURM tests
-# (tests/finetune/test_slurm.py) and for trying slurm/*.sbatch by hand. Needs root and Debian's packages:
+# (tests/gatetune/test_slurm.py) and for trying gatetune/slurm/*.sbatch by hand. Needs root and Debian's packages:
 #
 #   apt-get install -y slurm-wlm munge        # or: INSTALL=1 bash scripts/start_local_slurm.sh
 #   bash scripts/start_local_slurm.sh         # idempotent: a running cluster is left as it is
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 CONF=/etc/slurm/slurm.conf
-MARKER="# written by finetune scripts/start_local_slurm.sh"
+MARKER="# written by gatetune scripts/start_local_slurm.sh"
 LOG_DIR=/var/log/slurm
 
 stop() {

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 # One tiny-model cache for the whole session, subprocesses included (they inherit the environment).
-os.environ.setdefault("FINETUNE_CACHE", tempfile.mkdtemp(prefix="finetune-test-cache-"))
+os.environ.setdefault("GATETUNE_CACHE", tempfile.mkdtemp(prefix="gatetune-test-cache-"))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
 
@@ -41,15 +41,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from finetune.tiny_model import TINY_MODEL_VERSION, ensure_tiny_model
+    from gatetune.tiny_model import TINY_MODEL_VERSION, ensure_tiny_model
 
-    return ensure_tiny_model(Path(os.environ["FINETUNE_CACHE"]) / TINY_MODEL_VERSION)
+    return ensure_tiny_model(Path(os.environ["GATETUNE_CACHE"]) / TINY_MODEL_VERSION)
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's tokenizer alone (the same deterministic build), saved without torch: for data_checks tests."""
-    from finetune.tiny_model import build_tokenizer
+    from gatetune.tiny_model import build_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-tokenizer")
     build_tokenizer().save_pretrained(out)
@@ -61,8 +61,8 @@ def compose(overrides: list[str] | None = None) -> Any:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from finetune.cli import CONFIG_DIR
-    from finetune.config import register_schema
+    from gatetune.cli import CONFIG_DIR
+    from gatetune.config import register_schema
 
     register_schema()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -71,8 +71,8 @@ def compose(overrides: list[str] | None = None) -> Any:
 
 def typed(overrides: list[str] | None = None) -> Any:
     """The config a run works with: `compose(OVERRIDES)` converted once to the typed schema and checked, as
-    `finetune.run.run` does (`typed_config`)."""
-    from finetune.config import typed_config
+    `gatetune.run.run` does (`typed_config`)."""
+    from gatetune.config import typed_config
 
     return typed_config(compose(overrides))
 

@@ -1,8 +1,8 @@
 """The import layering of the two packages, read from their source (no import runs, no torch needed).
 
-- no import cycle among the modules of `data_checks` and `finetune`, counting imports inside functions
+- no import cycle among the modules of `data_checks` and `gatetune`, counting imports inside functions
   too (only `if TYPE_CHECKING:` blocks are left out: they never run);
-- `data_checks` never imports `finetune` (the gates run standalone, without torch);
+- `data_checks` never imports `gatetune` (the gates run standalone, without torch);
 - no module is over 400 lines.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("data_checks", "finetune")
+PACKAGES = ("data_checks", "gatetune")
 MAX_LINES = 400
 
 
@@ -63,9 +63,9 @@ def imports_of(module: str) -> set[str]:
 
 
 def test_the_modules_are_found():
-    assert {"data_checks", "data_checks.gates", "data_checks.dedup.gate", "finetune.run", "finetune.config"} \
+    assert {"data_checks", "data_checks.gates", "data_checks.dedup.gate", "gatetune.run", "gatetune.config"} \
         <= set(MODULES)
-    assert "finetune.config" in imports_of("finetune.run")
+    assert "gatetune.config" in imports_of("gatetune.run")
     assert "data_checks.registry" in imports_of("data_checks.config")
 
 
@@ -93,7 +93,7 @@ def test_no_import_cycles():
 
 def test_data_checks_never_imports_finetune():
     upward = {(m, t) for m in MODULES if m.startswith("data_checks") for t in imports_of(m)
-              if t.startswith("finetune")}
+              if t.startswith("gatetune")}
     assert not upward
 
 

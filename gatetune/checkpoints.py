@@ -1,0 +1,169 @@
+"""Checkpoints that are either complete or ignored, and the choice of which one a run resumes from.
+
+A checkpoint is written into a hidden staging directory (`.tmp-checkpoint-N`) by every process,
+then the main process records each file and its size in `checkpoint_manifest.json` and renames the
+directory to `checkpoint-N`. A checkpoint is complete when its manifest is there and every file it
+lists has the recorded size; anything else (a crash mid-save, a file truncated or deleted by hand)
+is skipped with a warning. The run directory must be on a filesystem every node sees (as on SLURM).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gatetune.atomic_dirs import publish_directory, staging_path
+from gatetune.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "checkpoint_manifest.json"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+RESUME_AUTO, RESUME_NEVER = "auto", "never"
+
+
+def checkpoints_dir(run_dir: Path) -> Path:
+    """Where the trainer writes checkpoints (TrainingArguments.output_dir)."""
+    return run_dir / "checkpoints"
+
+
+def write_manifest(directory: Path, step: int) -> None:
+    """Record every file under `directory` with its size; written last, atomically."""
+    files = {str(p.relative_to(directory)): p.stat().st_size
+             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    tmp = directory / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps({"step": step, "files": files}, indent=1))
+    os.replace(tmp, directory / MANIFEST)
+
+
+def incomplete_reason(directory: Path) -> str | None:
+    """Why `directory` is not a checkpoint to resume from, or None when it is complete."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return f"no {MANIFEST} (the save did not finish)"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError) as exc:
+        return f"unreadable {MANIFEST}: {exc}"
+    if "trainer_state.json" not in files:
+        return "no trainer_state.json"
+    for name, size in files.items():
+        path = directory / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} were written"
+    return None
+
+
+def checkpoint_step(directory: Path) -> int:
+    match = CHECKPOINT_PATTERN.match(directory.name)
+    if match is None:
+        raise ValueError(f"{directory} is not named checkpoint-<step>")
+    return int(match.group(1))
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoint directories, complete or not, oldest step first."""
+    root = checkpoints_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and CHECKPOINT_PATTERN.match(p.name)]
+    return sorted(found, key=checkpoint_step)
+
+
+def latest_complete(run_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step; incomplete ones on the way are logged and skipped."""
+    for directory in reversed(list_checkpoints(run_dir)):
+        reason = incomplete_reason(directory)
+        if reason is None:
+            return directory
+        log.warning("skipping incomplete checkpoint %s: %s", directory, reason)
+    return None
+
+
+def resume_checkpoint(resume: str, run_dir: Path, main_process: bool = True) -> Path | None:
+    """The checkpoint `resume` (auto | never | PATH) asks for, or None to start from scratch.
+
+    Checkpoints of this run directory from after the chosen one (or all of them, when starting from
+    scratch) belong to a line of training that is being abandoned, or are incomplete: the main
+    process deletes them, so that a later `resume=auto` cannot pick one up.
+    """
+    if resume == RESUME_NEVER:
+        checkpoint = None
+    elif resume == RESUME_AUTO:
+        checkpoint = latest_complete(run_dir)
+        if checkpoint is not None:
+            log.info("resuming from %s (resume=auto: the latest complete checkpoint of this run)", checkpoint)
+    else:
+        checkpoint = Path(resume)
+        if not checkpoint.is_dir():
+            raise ConfigError("resume", f"{resume!r} is not a directory (use auto, never or a checkpoint path)")
+        reason = incomplete_reason(checkpoint)
+        if reason is not None:
+            raise ConfigError("resume", f"{checkpoint} is not a complete checkpoint: {reason}")
+        log.info("resuming from %s (resume=PATH)", checkpoint)
+    if main_process:
+        _discard_after(run_dir, checkpoint_step(checkpoint) if checkpoint is not None else -1, resume)
+    return checkpoint
+
+
+def _discard_after(run_dir: Path, step: int, resume: str) -> None:
+    later = [p for p in list_checkpoints(run_dir) if checkpoint_step(p) > step]
+    if later:
+        log.warning("resume=%s: deleting %s, from after the point this run continues from",
+                    resume, ", ".join(p.name for p in later))
+    for path in later:
+        shutil.rmtree(path)
+
+
+class AtomicCheckpointMixin:
+    """Mixed into the TRL trainer class: `_save_checkpoint` writes to staging, then renames.
+
+    Everything transformers' own `_save_checkpoint` saves is saved (model or adapter, optimizer,
+    scheduler, scaler, every process's RNG state, trainer state with the stateful callbacks such as
+    early stopping); only the place it is written and the manifest differ.
+    """
+
+    def _save_checkpoint(self: Any, model: Any, trial: Any) -> None:
+        from transformers.trainer_callback import ExportableState
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+        root = Path(self._get_output_dir(trial=trial))
+        final = root / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = staging_path(final)
+        if self.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
+        self.accelerator.wait_for_everyone()
+
+        self.store_flos()
+        self.save_model(str(staging), _internal_call=True)
+        if not self.args.save_only_model:
+            self._save_optimizer_and_scheduler(str(staging))
+            self._save_scaler(str(staging))
+            self._save_rng_state(str(staging))  # every process writes its own
+        self.accelerator.wait_for_everyone()  # every process's files are in staging
+
+        if self.state.best_global_step:
+            best = root / f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}"
+            if best == final or best.is_dir():
+                self.state.best_model_checkpoint = str(best)
+        if self.args.should_save:
+            for callback in [*self.callback_handler.callbacks, self.control]:
+                if isinstance(callback, ExportableState):
+                    name = callback.__class__.__name__
+                    if isinstance(self.state.stateful_callbacks.get(name), list):
+                        self.state.stateful_callbacks[name].append(callback.state())
+                    else:
+                        self.state.stateful_callbacks[name] = callback.state()
+            self.state.save_to_json(str(staging / "trainer_state.json"))
+            write_manifest(staging, self.state.global_step)
+            publish_directory(staging, final)
+            rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()

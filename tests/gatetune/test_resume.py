@@ -1,0 +1,263 @@
+"""Preemption and resume on one machine: a signalled run checkpoints and stops, the next run with the same
+run directory resumes and ends exactly where an uninterrupted run ends (weights, eval losses, early stop)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, compose
+
+# Early stopping bites at step 50 of 80: evals every 10 steps; the improvement falls below 0.5 at step 40
+# (patience counter 1) and again at 50 (counter 2, stop). A signal at step 43 falls between the two, so a
+# resume that forgot the counter would train on to step 60.
+RUN = ["logger=none", "training.max_steps=80", "training.eval_every_steps=10", "training.early_stopping_patience=2",
+       "training.early_stopping_threshold=0.5"]
+SIGNAL_AT_STEP = 43
+
+
+def _adapter(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(run_dir / "adapter" / "adapter_model.safetensors")
+
+
+def _assert_same_result(run_dir: Path, baseline: Path) -> None:
+    got, want = (json.loads((d / "summary.json").read_text()) for d in (run_dir, baseline))
+    assert got["status"] == want["status"] == "stopped_early"
+    assert got["metrics"]["steps"] == want["metrics"]["steps"] == 50
+    history = [(e["step"], e["eval_loss"]) for e in got["metrics"]["eval_history"]]
+    expected = [(e["step"], e["eval_loss"]) for e in want["metrics"]["eval_history"]]
+    assert [s for s, _ in history] == [s for s, _ in expected] == [0, 10, 20, 30, 40, 50]
+    assert max(abs(a - b) for (_, a), (_, b) in zip(history, expected, strict=True)) < 1e-6
+    weights, reference = _adapter(run_dir), _adapter(baseline)
+    assert weights.keys() == reference.keys()
+    assert max((weights[k] - reference[k]).abs().max().item() for k in weights) < 1e-6
+
+
+class SignalAtStep:
+    """Sends this process a real signal at the end of one optimizer step (what SLURM does, but on cue)."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+                if state.global_step == outer.step:
+                    os.kill(os.getpid(), outer.signum)
+
+        self.step, self.signum, self.callback = step, signum, Callback()
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import gatetune.trainer
+
+        build = gatetune.trainer.build_trainer
+
+        def build_with_signal(*args, **kwargs):  # noqa: ANN002, ANN003
+            trainer = build(*args, **kwargs)
+            trainer.add_callback(self.callback)
+            return trainer
+
+        monkeypatch.setattr(gatetune.trainer, "build_trainer", build_with_signal)
+
+
+def _run(run_dir: Path, overrides: list[str] | None = None):  # noqa: ANN202
+    from gatetune.run import run
+
+    return run(compose(RUN + (overrides or [])), run_dir)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    assert _run(run_dir).summary["status"] == "stopped_early"
+    return run_dir
+
+
+def _preempt(run_dir: Path, monkeypatch: pytest.MonkeyPatch, signum: int = signal.SIGUSR1) -> dict:
+    with monkeypatch.context() as patch:
+        SignalAtStep(SIGNAL_AT_STEP, signum).install(patch)
+        summary = _run(run_dir).summary
+    assert summary["status"] == "preempted"
+    return summary
+
+
+@pytest.mark.slow
+def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path: Path, baseline: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    previous = signal.getsignal(signal.SIGUSR1)
+    summary = _preempt(tmp_path, monkeypatch)
+    # The signal lands after step 43's end-of-step check, so the next boundary (44) saves and stops.
+    assert summary["preempted_at_step"] == SIGNAL_AT_STEP + 1
+    assert summary["signal"] == "SIGUSR1"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "preempted"
+    checkpoint = Path(summary["checkpoint"])
+    assert checkpoint == tmp_path / "checkpoints" / "checkpoint-44"
+    for name in ("adapter_model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth",
+                 "trainer_state.json", "checkpoint_manifest.json"):
+        assert (checkpoint / name).is_file(), name
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["EarlyStoppingCallback"]["attributes"]["early_stopping_patience_counter"] == 1
+    assert not (tmp_path / "adapter").exists()  # nothing exported from an interrupted run
+    assert signal.getsignal(signal.SIGUSR1) == previous  # handlers are the trainer's only while it trains
+
+    resumed = _run(tmp_path).summary
+    assert resumed["resumed_from"] == str(checkpoint)
+    _assert_same_result(tmp_path, baseline)
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_is_skipped_for_the_previous_complete_one(tmp_path: Path, baseline: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture):
+    summary = _preempt(tmp_path, monkeypatch, signal.SIGTERM)
+    assert summary["signal"] == "SIGTERM"
+    weights = Path(summary["checkpoint"]) / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated by hand
+
+    with caplog.at_level(logging.WARNING, logger="gatetune.checkpoints"):
+        resumed = _run(tmp_path).summary
+    assert "skipping incomplete checkpoint" in caplog.text and "adapter_model.safetensors has" in caplog.text
+    assert resumed["resumed_from"] == str(tmp_path / "checkpoints" / "checkpoint-40")
+    _assert_same_result(tmp_path, baseline)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_cli_then_the_same_command_resumes(tmp_path: Path, baseline: Path):
+    """Test 3: a real `python train.py` stopped by SIGTERM mid-run; rerunning the same command finishes it."""
+    command = [sys.executable, str(ROOT / "train.py"), *RUN, f"hydra.run.dir={tmp_path}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "checkpoints" / "checkpoint-10").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 3, output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["signal"] == "SIGTERM"
+    assert summary["preempted_at_step"] < 50
+    assert "the same command resumes from it" in output
+
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"resuming from {summary['checkpoint']}" in rerun.stdout
+    _assert_same_result(tmp_path, baseline)
+    assert "resuming from" in (tmp_path / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_not_trained_again(baseline: Path, caplog: pytest.LogCaptureFixture):
+    before = (baseline / "summary.json").read_text()
+    mtime = (baseline / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="gatetune.run"):
+        summary = _run(baseline).summary
+    assert "already holds a finished run" in caplog.text
+    assert summary == json.loads(before)
+    assert (baseline / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_resume_never_and_resume_path(tmp_path: Path, baseline: Path, monkeypatch: pytest.MonkeyPatch):
+    from gatetune.errors import ConfigError
+
+    _preempt(tmp_path, monkeypatch)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-40", "checkpoint-44"]
+    resumed = _run(tmp_path, [f"resume={tmp_path / 'checkpoints' / 'checkpoint-40'}",
+                              "training.early_stopping_patience=9", "training.max_steps=42"]).summary
+    assert resumed["resumed_from"].endswith("checkpoint-40") and resumed["metrics"]["steps"] == 42
+    # checkpoint-44 came from the abandoned continuation: gone, so that resume=auto cannot take it later
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-40", "checkpoint-42"]
+
+    fresh = _run(tmp_path, ["resume=never", "training.max_steps=5"]).summary
+    assert fresh["resumed_from"] is None and fresh["metrics"]["steps"] == 5
+    assert fresh["metrics"]["eval_history"][0]["step"] == 0  # evaluated at its start: a new run
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-5"]
+
+    other = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+
+    (other / "broken").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="resume: .*not a complete checkpoint: no checkpoint_manifest.json"):
+        _run(other, [f"resume={other / 'broken'}"])
+    with pytest.raises(ConfigError, match="resume: .*is not a directory"):
+        _run(other, ["resume=nowhere/checkpoint-3"])
+
+
+def test_checkpoint_completeness_rules(tmp_path: Path):
+    from gatetune.atomic_dirs import publish_directory as publish
+    from gatetune.checkpoints import incomplete_reason, latest_complete, write_manifest
+
+    def checkpoint(step: int) -> Path:
+        staging = tmp_path / "checkpoints" / f".tmp-checkpoint-{step}"
+        staging.mkdir(parents=True)
+        (staging / "trainer_state.json").write_text("{}")
+        (staging / "model.safetensors").write_bytes(b"x" * 100)
+        write_manifest(staging, step)
+        final = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        publish(staging, final)
+        return final
+
+    first, second = checkpoint(5), checkpoint(10)
+    assert incomplete_reason(first) is None and latest_complete(tmp_path) == second
+    (second / "model.safetensors").unlink()
+    assert incomplete_reason(second) == "model.safetensors is missing"
+    assert latest_complete(tmp_path) == first
+    (first / "model.safetensors").write_bytes(b"x" * 99)
+    assert incomplete_reason(first) == "model.safetensors has 99 bytes, 100 were written"
+    assert latest_complete(tmp_path) is None
+    (tmp_path / "checkpoints" / "checkpoint-20").mkdir()  # e.g. copied in by hand, without its manifest
+    assert incomplete_reason(tmp_path / "checkpoints" / "checkpoint-20").startswith("no checkpoint_manifest.json")
+    again = checkpoint(10)  # saving a step again replaces the old directory whole
+    assert incomplete_reason(again) is None and latest_complete(tmp_path) == tmp_path / "checkpoints" / "checkpoint-10"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-10", "checkpoint-20",
+                                                                           "checkpoint-5"]
+
+
+@pytest.mark.slow
+def test_deepspeed_zero3_full_fine_tune_resumes_to_the_same_model(tmp_path: Path, tiny_model_dir: Path):
+    """The DeepSpeed checkpoint (sharded optimizer state in global_stepN/) goes through the same atomic save.
+    Subprocesses: DeepSpeed leaves a process group and environment variables behind in the process it ran in."""
+    from safetensors.torch import load_file
+
+    def command(run_dir: Path) -> list[str]:
+        return [sys.executable, str(ROOT / "train.py"), "recipe=full_zero3", "logger=none", "training.max_steps=30",
+                "training.eval_every_steps=10", f"hydra.run.dir={run_dir}"]
+
+    baseline, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
+    env = {**os.environ, "DS_ACCELERATOR": "cpu"}
+    done = subprocess.run(command(baseline), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    process = subprocess.Popen(command(interrupted), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (interrupted / "checkpoints" / "checkpoint-10").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGUSR1)
+    assert process.wait(timeout=300) == 3
+    summary = json.loads((interrupted / "summary.json").read_text())
+    step = summary["preempted_at_step"]
+    assert summary["status"] == "preempted" and 10 < step < 30
+    checkpoint = Path(summary["checkpoint"])
+    assert (checkpoint / "latest").read_text().strip() == f"global_step{step}"
+    assert (checkpoint / f"global_step{step}").is_dir()
+
+    resumed = subprocess.run(command(interrupted), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert f"resuming from {checkpoint}" in resumed.stdout
+    want, got = (json.loads((d / "summary.json").read_text())["metrics"]["eval_history"] for d in (baseline,
+                                                                                                   interrupted))
+    assert [e["eval_loss"] for e in got] == pytest.approx([e["eval_loss"] for e in want], abs=1e-6)
+    weights, reference = (load_file(d / "model" / "model.safetensors") for d in (interrupted, baseline))
+    assert max((weights[k].float() - reference[k].float()).abs().max().item() for k in reference) < 1e-6
