@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 
-def png(draw: Callable[[Any], None]) -> str | None:
-    """`draw(ax)` on a fresh figure, as base64 PNG; None without matplotlib."""
+def png(draw: Callable[[Any], None], size: tuple[float, float] = (6.5, 3.4)) -> str | None:
+    """`draw(ax)` on a fresh figure of `size` inches, as base64 PNG; None without matplotlib."""
     try:
         import matplotlib
 
@@ -21,7 +21,7 @@ def png(draw: Callable[[Any], None]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    fig, ax = plt.subplots(figsize=size)
     draw(ax)
     fig.tight_layout()
     buffer = io.BytesIO()

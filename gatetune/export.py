@@ -278,6 +278,9 @@ def resolve_adapter_dir(path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gatetune.quiet import quiet_library_noise
+
+    quiet_library_noise()
     parser = argparse.ArgumentParser(prog="gatetune-export", description="Export a trained adapter for vLLM: "
                                      "check it, or merge it into its base model.")
     parser.add_argument("path", type=Path, help="a run directory, a checkpoint folder or an adapter folder")

@@ -30,6 +30,7 @@ from gatetune.model_card import git_commit, library_versions, render_model_card,
 from gatetune.modeling import load_model, load_tokenizer, model_source
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.plots import plot_losses
+from gatetune.quiet import quiet_library_noise
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class RunResult:
 
 def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     """Train and export as `cfg` (the composed config) says; the summary is also written to run_dir/summary.json."""
+    quiet_library_noise()
     started = time.perf_counter()
     config = typed_config(cfg)
     check_eval_inputs(config.eval)  # a baseline or eval file that cannot be read fails before anything loads

@@ -17,6 +17,12 @@ else
     echo "setup: no GPU, installing the CPU build torch==2.13.0"
     pip_install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 fi
+# This project was called finetune before (a name taken on the package index by another project). An
+# install of that old name (ours: it holds data_checks) would shadow this one's data_checks: remove it.
+if "$PYTHON" -c "import importlib.metadata as m, sys; sys.exit('data_checks' not in (m.distribution('finetune').read_text('top_level.txt') or '') and not any('data_checks' in str(f) for f in (m.distribution('finetune').files or [])))" 2>/dev/null; then
+    echo "setup: removing the old 'finetune' install of this project"
+    "$PYTHON" -m pip uninstall --disable-pip-version-check --quiet -y finetune
+fi
 echo "setup: installing gatetune and its dependencies (pip install -e '.[dev]')"
 pip_install -e ".[dev]"
 echo "setup: done"

@@ -10,7 +10,7 @@ from data_checks.dedup.config import DedupResult
 from data_checks.dedup.gate import NearDuplicateFinder
 from data_checks.formats import record_text
 from data_checks.gate import GateContext, GateSpec
-from data_checks.html_parts import facts_table, image, png
+from data_checks.html_parts import facts_table, image, png, table
 
 
 class DedupGate:
@@ -55,7 +55,14 @@ def _html_section(result: dict[str, Any]) -> str:
         ax.set_xlabel("cluster size (records)")
         ax.set_ylabel("clusters")
 
-    return facts_table(facts) + (image(png(draw), "duplicate cluster sizes") if sizes else "")
+    listed = [[i + 1, len(c), ", ".join(str(r) for r in c[:12]) + (" ..." if len(c) > 12 else "")]
+              for i, c in enumerate(result["clusters"][:MAX_CLUSTER_ROWS])]
+    return (facts_table(facts) + (image(png(draw), "duplicate cluster sizes") if sizes else "")
+            + (table(["cluster", "records", f"record numbers (first {MAX_CLUSTER_ROWS} clusters)"], listed)
+               if listed else ""))
+
+
+MAX_CLUSTER_ROWS = 20
 
 
 GATE = GateSpec("dedup", DedupGate, _summary, _html_section, reads_against=True)

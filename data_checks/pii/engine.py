@@ -6,6 +6,7 @@ runs behind presidio's no-op NLP engine (no spaCy model, no network).
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Optional
 
@@ -13,10 +14,19 @@ from data_checks.pii.config import LANGUAGE
 from data_checks.pii.loading import without_ml_frameworks
 
 
+def _quiet_presidio() -> None:
+    """presidio logs its device and one INFO line per recognizer it loads ("Loaded recognizer: ...", 11 lines under
+    an INFO root logger, as training's): nothing a user acts on. Its warnings still show."""
+    logger = logging.getLogger("presidio-analyzer")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
 class Presidio:
     """The recognizers by entity type, the engine holding exactly them, and what a direct recognizer call needs."""
 
     def __init__(self) -> None:
+        _quiet_presidio()
         from data_checks.pii.recognizers import build_recognizers  # imports presidio (or says how to install it)
 
         with without_ml_frameworks():

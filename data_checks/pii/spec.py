@@ -49,12 +49,23 @@ _KINDS = (("high", "High-confidence findings"), ("low", "Low-confidence findings
 
 
 def _html_section(result: dict[str, Any]) -> str:
-    by_type = result["by_type"]
+    kinds = {"high": result.get("by_confidence", {}).get("high", {}),
+             "low": result.get("by_confidence", {}).get("low", {}), "placeholder": result.get("placeholders", {})}
+    types = sorted({t for tally in kinds.values() for t in tally},
+                   key=lambda t: -sum(tally.get(t, 0) for tally in kinds.values()))
 
-    def draw(ax: Any) -> None:
-        names = sorted(by_type, key=by_type.get, reverse=True)
-        ax.barh(names, [by_type[n] for n in names])
+    def draw(ax: Any) -> None:  # records per type, stacked by kind of finding
+        from matplotlib.ticker import MaxNLocator
+
+        left = [0] * len(types)
+        for kind, colour in (("high", "#b2182b"), ("low", "#ef8a62"), ("placeholder", "#999999")):
+            values = [kinds[kind].get(t, 0) for t in types]
+            ax.barh(types, values, left=left, color=colour, label=kind)
+            left = [a + b for a, b in zip(left, values, strict=True)]
+        ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("records")
+        ax.legend(loc="lower right", fontsize="small")
 
     counted = "every finding" if result.get("fail_on_confidence") == "low" else "high-confidence findings"
     facts = [("records with PII that counts", result["records_with_pii"]),
@@ -64,16 +75,19 @@ def _html_section(result: dict[str, Any]) -> str:
         tally = (result.get("placeholders", {}) if kind == "placeholder"
                  else result.get("by_confidence", {}).get(kind, {}))
         facts.append((title.split(" (")[0].lower() + " (records per type)", _counts(tally) or "none"))
-    html_out = facts_table(facts) + (image(png(draw), "PII that counts, by type") if by_type else "")
+    chart = image(png(draw, size=(6.5, 1.2 + 0.45 * len(types))), "findings by type and kind") if types else ""
+    html_out = facts_table(facts) + chart
     for kind, title in _KINDS:
         examples = [e for e in result["examples"]
                     if ("placeholder" if e.get("placeholder") else e.get("confidence", "high")) == kind]
         if not examples:
             continue
+        fake = kind == "placeholder"
         rows = [[e["record"], e["type"], Markup(f"<code>{html.escape(e.get('shape', ''))}</code>"),
-                 e.get("placeholder", ""), Markup(f"<code>{html.escape(e['excerpt'])}</code>")] for e in examples]
+                 *([e["placeholder"]] if fake else []), Markup(f"<code>{html.escape(e['excerpt'])}</code>")]
+                for e in examples]
         html_out += f"<h3>{html.escape(title)}</h3>" + table(
-            ["record", "type", "shape", "why fake" if kind == "placeholder" else "", "excerpt (redacted)"], rows)
+            ["record", "type", "shape", *(["why fake"] if fake else []), "excerpt (redacted)"], rows)
     return html_out
 
 

@@ -138,7 +138,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from gatetune.evaluation.step import evaluation_lines
+    from gatetune.quiet import quiet_library_noise
 
+    quiet_library_noise()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = _parser().parse_args(argv)
     try:
