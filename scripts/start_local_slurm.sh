@@ -44,7 +44,8 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     fi
 fi
 
-if [[ -f "$CONF" ]] && ! grep -qF "$MARKER" "$CONF"; then
+# (the project's old name wrote the same file with its own marker: ours too)
+if [[ -f "$CONF" ]] && ! grep -qF "$MARKER" "$CONF" && ! grep -qF "# written by finetune scripts/start_local_slurm.sh" "$CONF"; then
     echo "error: $CONF exists and was not written by this script; not touching a real cluster's config" >&2
     exit 2
 fi
