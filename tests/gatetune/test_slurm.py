@@ -154,7 +154,7 @@ def test_data_checks_job_reports_and_exits_with_the_gate_status(tmp_path: Path):
     jobs = {}
     for name, data in (("good", good), ("bad", bad)):
         result = subprocess.run(["sbatch", "--parsable", "--cpus-per-task=1", f"--output={tmp_path}/{name}-%j.out",
-                                 str(ROOT / "slurm" / "data_checks.sbatch"), str(data),
+                                 str(ROOT / "gatetune" / "slurm" / "data_checks.sbatch"), str(data),
                                  "--json", str(tmp_path / f"{name}.json")],
                                 cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
         assert result.returncode == 0, result.stderr
