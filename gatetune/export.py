@@ -169,6 +169,7 @@ def export_adapter(model: Any, tokenizer: Any, out_dir: Path, name: str,
         rank = adapter_rank(json.loads((tmp / "adapter_config.json").read_text()))
         info = {"kind": "adapter", "base_model": base_model, "base_config": fingerprint(base_config),
                 "rank": rank, "name": name, "stop_token_ids": stop_token_ids(tokenizer, template.kwargs),
+                "max_model_len": served_length(base_config, trained_length),
                 **template.info(),
                 "vllm_command": vllm_command(base_model, out_dir.resolve(), name, rank,
                                              served_length(base_config, trained_length),
@@ -203,7 +204,8 @@ def export_full_model(model: Any, tokenizer: Any, out_dir: Path, base_model: str
         save_tokenizer(tokenizer, tmp)
         _generation_config(model.config, tokenizer, base_model, template.kwargs).save_pretrained(tmp)
         info = {"kind": kind, "base_model": base_model, "base_config": fingerprint(model.config),
-                "stop_token_ids": stop_token_ids(tokenizer, template.kwargs), **template.info(),
+                "stop_token_ids": stop_token_ids(tokenizer, template.kwargs),
+                "max_model_len": served_length(model.config, trained_length), **template.info(),
                 "vllm_command": command}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if card is not None:

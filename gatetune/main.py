@@ -5,6 +5,8 @@
     gatetune export RUN_DIR [--merge]                   check or merge an exported adapter
     gatetune eval RUN_DIR [...]                         evaluate an export against its base model
     gatetune submit [OVERRIDES]                         a training run as a SLURM job
+    gatetune serve RUN_DIR [--check]                    serve the export with vLLM; parity with transformers
+    gatetune loadtest --url URL --model NAME            a bounded load test of an OpenAI-compatible server
     gatetune init [DIR]                                 write a starter config folder for your own presets
 
 Each subcommand is the same code as its single command (`gatetune-train`, `data-checks`, `gatetune-export`,
@@ -23,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {  # name -> (module:function, one lin
     "export": ("gatetune.export:main", "check an exported adapter against vLLM's rules, or merge it into its base"),
     "eval": ("gatetune.evaluation.cli:main", "evaluate a run's export against its base model on held-out data"),
     "submit": ("gatetune.submit:main", "submit a training run to SLURM (sbatch), preemption-safe"),
+    "serve": ("gatetune.serving.cli:serve_main", "serve a run's export with vLLM's OpenAI server (--check: parity)"),
+    "loadtest": ("gatetune.serving.cli:loadtest_main", "load-test an OpenAI-compatible server: P50/P95, tokens/s"),
     "init": ("gatetune.init_config:main", "write a starter config folder (recipe, model, data, reward) to edit"),
 }
 LEGACY = {"finetune-train": "train", "finetune-export": "export", "finetune-eval": "eval", "finetune-submit": "submit"}

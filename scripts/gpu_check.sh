@@ -3,7 +3,9 @@
 #   1. install the wheelhouse built here by scripts/make_wheelhouse.sh (.whl) next to the image's CUDA torch,
 #   2. run the @pytest.mark.gpu tests (bitsandbytes 4-bit CUDA kernels, bf16, NCCL, a bf16 LoRA step per family),
 #   3. benchmark qlora, lora and full_zero3 against plain TRL on a Llama-3.2-1B-shaped model
-#      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set).
+#      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set),
+#   4. when vLLM is installed on the machine: serve a trained adapter of the tiny Llama with GPU vLLM
+#      (`gatetune serve --check`: parity with transformers) and load-test it (`gatetune serve --loadtest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 GATETUNE_CACHE=${GATETUNE_CACHE:-/tmp/gatetune-cache} WANDB_MODE=disabled
@@ -20,4 +22,12 @@ timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_
 # its real chat template, three LoRA steps in bf16 on CUDA.
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_model_families.py
 timeout 180 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-20}"
+if python3 -c "import vllm" 2>/dev/null; then
+    timeout 120 python3 train.py logger=none training.max_steps=30 training.eval_every_steps=10 eval.max_examples=16 \
+        hydra.run.dir=/tmp/gpu-serve-run | tail -3
+    timeout 240 python3 -m gatetune serve /tmp/gpu-serve-run --check --port 8765 | tail -4
+    timeout 240 python3 -m gatetune serve /tmp/gpu-serve-run --loadtest 256 --concurrency 16 --port 8765 | tail -4
+else
+    echo "gpu_check: no vLLM on this machine: the serving check is skipped"
+fi
 if [ -n "${OUT:-}" ]; then cp docs/benchmarks.md "$OUT/"; fi
