@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Optional
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from gatetune.config import TrainConfig
     from gatetune.run import RunResult
 
-__all__ = ["check", "compose", "train"]
+__all__ = ["check", "compose", "train", "typed_config"]
 
 
 def compose(overrides: Sequence[str] = (), config_dir: Optional[os.PathLike[str] | str] = None) -> DictConfig:
@@ -44,6 +45,19 @@ def compose(overrides: Sequence[str] = (), config_dir: Optional[os.PathLike[str]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose(config_name="train", overrides=[*overrides, *extra], return_hydra_config=True)
+
+
+def typed_config(overrides: Sequence[str] = (), config_dir: Optional[os.PathLike[str] | str] = None) -> TrainConfig:
+    """The typed, checked config (`gatetune.config.TrainConfig`) that `gatetune train OVERRIDES` runs with:
+    the pieces of a run (`gatetune.trainer.build_trainer`, ...) take it."""
+    from omegaconf import open_dict
+
+    from gatetune.config import typed_config as to_typed
+
+    cfg = compose(overrides, config_dir)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return to_typed(cfg)
 
 
 def train(overrides: Sequence[str] = (), run_dir: Optional[os.PathLike[str] | str] = None,

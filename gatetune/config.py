@@ -61,6 +61,14 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
+class Packing(str, Enum):
+    """How examples share a batch (gatetune/packing.py)."""
+
+    none = "none"  # padded to the longest of the batch (TRL's default)
+    padding_free = "padding_free"  # concatenated, position_ids restart per example, no padding
+    bin_pack = "bin_pack"  # first-fit-decreasing bins of training.tokens_per_batch tokens, concatenated
+
+
 class LoggerKind(str, Enum):
     wandb = "wandb"
     tensorboard = "tensorboard"
@@ -142,6 +150,12 @@ class TrainingConfig:
     gradient_checkpointing: bool = False
     precision: Precision = Precision.auto
     save_total_limit: int = 2
+    # none | padding_free | bin_pack; null: none with group_by_length, bin_pack with tokens_per_batch, else the
+    # objective's default (SFT: padding_free, DPO/GRPO: none)
+    packing: Optional[Packing] = None
+    group_by_length: bool = False  # padded batches (packing=none) of similar length: less padding
+    tokens_per_batch: Optional[int] = None  # bin_pack's budget per batch; null: per-device batch x mean length
+    liger: bool = False  # Liger's Triton kernels (CUDA GPU, supported architectures; pip install liger-kernel)
 
 
 @dataclass
@@ -262,6 +276,36 @@ def typed_config(cfg: DictConfig | TrainConfig) -> TrainConfig:
     return cfg
 
 
+def resolved_packing(config: TrainConfig) -> str:
+    """`training.packing`; when it is null, what the other keys ask for (group_by_length: padded batches,
+    tokens_per_batch: bin_pack), else the objective's default."""
+    t = config.training
+    if t.packing is not None:
+        return t.packing.value
+    if t.group_by_length:
+        return "none"
+    if t.tokens_per_batch is not None:
+        return "bin_pack"
+    return objective_spec(config.recipe.objective).packings[0]
+
+
+def _check_packing(config: TrainConfig, spec: ObjectiveSpec) -> None:
+    t, mode = config.training, resolved_packing(config)
+    if mode not in spec.packings:
+        raise ConfigError("training.packing", f"objective {spec.objective.value} trains with packing "
+                          f"{' or '.join(spec.packings)}, not {mode}{spec.packing_note}")
+    if t.group_by_length and mode != "none":
+        raise ConfigError("training.group_by_length", f"applies to padded batches (training.packing=none); "
+                          f"packing={mode} has no padding to save")
+    if t.tokens_per_batch is not None:
+        if mode != "bin_pack":
+            raise ConfigError("training.tokens_per_batch", f"is the budget of training.packing=bin_pack "
+                              f"(packing is {mode}); set training.packing=bin_pack")
+        if t.tokens_per_batch < config.data.max_length:
+            raise ConfigError("training.tokens_per_batch", f"{t.tokens_per_batch} is below data.max_length="
+                              f"{config.data.max_length}: the longest example would fit no batch")
+
+
 def validate(config: TrainConfig) -> None:
     """Cross-field rules, checked before any data or model is loaded. Raise ConfigError on the first."""
     t, d = config.training, config.data
@@ -304,6 +348,7 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("recipe.deepspeed", "QLoRA trains on one device; a 4-bit base is not sharded with DeepSpeed "
                           "here (use recipe=lora or recipe=full_zero3 to shard)")
     spec.check(config)
+    _check_packing(config, spec)
     if d.format is not DataFormat.auto:
         check_format_fits(config.recipe, d.format.value)
     if config.logger.kind is LoggerKind.wandb and config.logger.mode not in ("offline", "online", "disabled"):

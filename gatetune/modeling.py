@@ -14,9 +14,11 @@ from gatetune.config import (
     TaskType,
     TrainConfig,
     resolved_alpha,
+    resolved_packing,
     resolved_rank,
 )
 from gatetune.errors import ConfigError, UserError
+from gatetune.kernels import check_liger, choose_attention
 from gatetune.templates import read_chat_template
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,10 @@ def load_model(config: TrainConfig, source: str) -> Any:
     m, adaptation, checkpointing = config.model, config.recipe.adaptation, config.training.gradient_checkpointing
     kwargs: dict[str, Any] = {"dtype": torch_dtype(config.training.precision), "revision": m.revision,
                               "trust_remote_code": m.trust_remote_code}
-    if m.attn_implementation:
-        kwargs["attn_implementation"] = m.attn_implementation
+    attention = choose_attention(m.attn_implementation, causal_lm_class(m, source), kwargs["dtype"],
+                                 resolved_packing(config) != "none")
+    if attention:
+        kwargs["attn_implementation"] = attention
     if _is_mxfp4(m, source):
         # GPT-OSS ships MXFP4 experts, which transformers cannot train: dequantise them to the training dtype.
         if adaptation is Adaptation.qlora:
@@ -95,6 +99,29 @@ def load_model(config: TrainConfig, source: str) -> Any:
     if adaptation in (Adaptation.lora, Adaptation.qlora):
         model = apply_lora(config.lora, config.data.task_type, model)
     return model
+
+
+def _model_config(m: ModelConfig, source: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, revision=m.revision, trust_remote_code=m.trust_remote_code)
+    except (OSError, ValueError):
+        return None  # the model load reports it
+
+
+def causal_lm_class(m: ModelConfig, source: str) -> Any:
+    """The transformers class `AutoModelForCausalLM` would load for the model (None when it cannot tell)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING.get(type(_model_config(m, source)), None)
+
+
+def check_kernels(config: TrainConfig, source: str) -> None:
+    """Kernel choices that cannot work here fail before anything loads (training.liger)."""
+    if config.training.liger:
+        model_config = _model_config(config.model, source)
+        check_liger(getattr(model_config, "model_type", None))
 
 
 def _is_mxfp4(m: ModelConfig, source: str) -> bool:

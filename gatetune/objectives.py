@@ -62,6 +62,8 @@ class ObjectiveSpec:
     check: Callable[[TrainConfig], None] = _no_check  # its cross-field rules (ConfigError naming the key)
     prepare: str | None = None
     summary_metrics: tuple[str, ...] = field(default_factory=tuple)  # eval metrics also kept in the summary
+    packings: tuple[str, ...] = ("none",)  # training.packing values it supports; the first is its default
+    packing_note: str = ""  # why the others are not supported, for the error
 
     def hook(self, name: str) -> Callable[..., Any] | None:
         target = getattr(self, name)
@@ -117,13 +119,16 @@ def _grpo_check(config: TrainConfig) -> None:
 
 OBJECTIVES: dict[Objective, ObjectiveSpec] = {spec.objective: spec for spec in (
     ObjectiveSpec(Objective.sft, ("chat", "alpaca", "prompt_completion", "text"), "eval_loss", False,
-                  "SFTConfig", "SFTTrainer", rows="gatetune.data:sft_rows", args=_sft_args),
+                  "SFTConfig", "SFTTrainer", rows="gatetune.data:sft_rows", args=_sft_args,
+                  packings=("padding_free", "none", "bin_pack")),  # default measured: docs/benchmarks.md
     ObjectiveSpec(Objective.dpo, ("preference",), "eval_loss", False, "DPOConfig", "DPOTrainer",
                   rows="gatetune.data:dpo_rows", args=_dpo_args, check=_dpo_check,
-                  summary_metrics=("eval_rewards/margins", "eval_rewards/accuracies")),  # DPO's implicit reward
+                  summary_metrics=("eval_rewards/margins", "eval_rewards/accuracies"),  # DPO's implicit reward
+                  packing_note=" (TRL 1.16 disabled DPOTrainer's padding_free after a refactor)"),
     ObjectiveSpec(Objective.grpo, ("prompt",), "eval_reward", True, "GRPOConfig", "GRPOTrainer",
                   rows="gatetune.data:grpo_rows", args=_grpo_args, check=_grpo_check,
-                  prepare="gatetune.reward_checks:prepare_rewards"),
+                  prepare="gatetune.reward_checks:prepare_rewards",
+                  packing_note=" (GRPO batches are prompts TRL generates from, not packed sequences)"),
 )}
 
 

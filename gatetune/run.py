@@ -20,14 +20,14 @@ from data_checks.chat_template import ChatTemplate
 from data_checks.config import ChecksConfig
 from data_checks.report import write_text_atomic
 from gatetune.checkpoints import RESUME_AUTO, resume_checkpoint
-from gatetune.config import Adaptation, TrainConfig, typed_config
+from gatetune.config import Adaptation, TrainConfig, resolved_packing, typed_config
 from gatetune.data import DataSplits, load_splits
 from gatetune.evaluation.decision import deploy_decision
 from gatetune.evaluation.step import check_eval_inputs, evaluate_run
 from gatetune.export import TemplateUse, export_adapter, export_full_model, merge_adapter
 from gatetune.loggers import configure_logger
 from gatetune.model_card import git_commit, library_versions, render_model_card, sha256_of
-from gatetune.modeling import load_model, load_tokenizer, model_source
+from gatetune.modeling import check_kernels, load_model, load_tokenizer, model_source
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.plots import plot_losses
 from gatetune.quiet import quiet_library_noise
@@ -124,6 +124,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     log.info("data: %d train / %d eval records (%s, eval %s) from %s", len(splits.train), len(splits.eval),
              splits.format, splits.eval_source, splits.train.path)
     source = model_source(config.model)
+    check_kernels(config, source)
     tokenizer = load_tokenizer(config.model, source)
     chat = ChatTemplate(tokenizer, dict(config.data.chat_template_kwargs))
 
@@ -157,6 +158,8 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     set_seed(config.seed)  # LoRA's initial weights come from the global RNG: the same in every run of this config
     model = load_model(config, source)
+    summary["kernels"] = {"packing": resolved_packing(config), "liger": config.training.liger,
+                          "attn_implementation": getattr(model.config, "_attn_implementation", None)}
     trainer = build_trainer(config, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
                             resuming=checkpoint is not None)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

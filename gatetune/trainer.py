@@ -16,9 +16,10 @@ from typing import Any
 from gatetune.batching import batch_layout
 from gatetune.callbacks import RunMetricsCallback, early_stopping_callback
 from gatetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
-from gatetune.config import LoggerConfig, LoggerKind, Precision, TrainConfig
+from gatetune.config import LoggerConfig, LoggerKind, Precision, TrainConfig, resolved_packing
 from gatetune.modeling import torch_dtype
 from gatetune.objectives import ObjectiveSpec, objective_spec
+from gatetune.packing import BinPackMixin, packing_args, prepare_model, token_budget
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
@@ -84,8 +85,9 @@ def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resumin
     per_device, accumulation = batch_layout(t, world_size())
     dtype = torch_dtype(t.precision)
     spec = objective_spec(config.recipe.objective)
-    log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
-             accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
+    if resolved_packing(config) != "bin_pack":  # bin_pack logs its own layout
+        log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
+                 accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
     args = {
         "output_dir": str(checkpoints_dir(run_dir)),
         "seed": config.seed,
@@ -120,6 +122,7 @@ def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resumin
         "disable_tqdm": False,
         "dataloader_pin_memory": torch.cuda.is_available(),
         "deepspeed": deepspeed_config(config.recipe.deepspeed),
+        "use_liger_kernel": t.liger,  # checked against the GPU and the architecture by modeling.check_kernels
     }
     if not torch.cuda.is_available():
         # CPU processes (tests, CPU clusters): accelerate's multi-CPU path over gloo; NCCL is the GPU default.
@@ -129,17 +132,24 @@ def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resumin
     return args
 
 
-def trl_arguments(config: TrainConfig, run_dir: Path, train_examples: int, resuming: bool = False) -> dict[str, Any]:
-    """The keyword arguments of the objective's TRL config: the common ones, the objective's, then `trl:`
-    (validated against the config class in `config.validate`) over both."""
+def train_lengths(rows: list[dict]) -> list[int]:
+    """Tokens per training row (prompt rows for GRPO and preference rows for DPO have none: zeros)."""
+    return [len(row.get("input_ids", ())) for row in rows]
+
+
+def trl_arguments(config: TrainConfig, run_dir: Path, lengths: list[int], resuming: bool = False) -> dict[str, Any]:
+    """The keyword arguments of the objective's TRL config: the common ones, the objective's, the packing
+    mode's, then `trl:` (validated against the config class in `config.validate`) over all of them."""
     spec = objective_spec(config.recipe.objective)
-    return {**common_args(config, run_dir, train_examples, resuming), **spec.args(config), **config.trl}
+    return {**common_args(config, run_dir, len(lengths), resuming), **spec.args(config),
+            **packing_args(config, lengths, world_size()), **config.trl}
 
 
 def trl_classes(spec: ObjectiveSpec) -> tuple[Any, Any]:
-    """The objective's TRL config class, and its trainer class with atomic checkpoints mixed in."""
+    """The objective's TRL config class, and its trainer class with atomic checkpoints and bin_pack's
+    sampler mixed in."""
     config_cls, trainer_cls = spec.trl_classes()
-    return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, trainer_cls), {})
+    return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, BinPackMixin, trainer_cls), {})
 
 
 def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
@@ -154,11 +164,16 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: l
         ensure_distributed_env()
     own_port_for_a_world_of_one()
     config_cls, trainer_cls = trl_classes(objective_spec(config.recipe.objective))
-    args = config_cls(**trl_arguments(config, run_dir, len(train_rows), resuming))
+    lengths = train_lengths(train_rows)
+    args = config_cls(**trl_arguments(config, run_dir, lengths, resuming))
+    mode = resolved_packing(config)
+    prepare_model(model, mode)
     t = config.training
     callbacks = [early_stopping_callback(t.early_stopping_patience, t.early_stopping_threshold),
                  RunMetricsCallback(), PreemptionCallback()]
     trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
                           eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
                           callbacks=callbacks, **(trainer_kwargs or {}))
+    if mode == "bin_pack":
+        trainer.token_budget = token_budget(config, lengths, world_size())
     return trainer

@@ -29,13 +29,17 @@ TRAINING_TO_TRL = {
     "gradient_checkpointing=true": ("gradient_checkpointing", True),
     "save_total_limit=4": ("save_total_limit", 4),
     "precision=fp32": ("bf16", False),
+    "packing=none": ("padding_free", False),
+    "group_by_length=true": ("train_sampling_strategy", "group_by_length"),
+    "tokens_per_batch=4096": ("per_device_train_batch_size", 1),  # bin_pack: one bin per micro-batch
+    "liger=true": ("use_liger_kernel", True),
 }
 
 
 def _trl_config(overrides: list[str], tmp_path: Path) -> Any:
     config = typed_config(compose(overrides))
     config_cls, _ = trl_classes(objective_spec(config.recipe.objective))
-    return config_cls(**trl_arguments(config, tmp_path, 100))
+    return config_cls(**trl_arguments(config, tmp_path, [50] * 100))
 
 
 @pytest.mark.parametrize("override", TRAINING_TO_TRL)

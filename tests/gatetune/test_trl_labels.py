@@ -20,7 +20,7 @@ def test_trl_labels_are_the_answer_tokens_and_minus_100_everywhere_else(tiny_mod
     from gatetune.modeling import load_model, load_tokenizer, model_source
     from gatetune.trainer import build_trainer
 
-    config = typed(["training.max_steps=1", "logger=none"])
+    config = typed(["training.max_steps=1", "logger=none", "training.packing=none"])
     source = model_source(config.model)
     tokenizer = load_tokenizer(config.model, source)
     splits = load_splits(config.data, config.recipe, config.seed)
