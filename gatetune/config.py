@@ -116,6 +116,9 @@ class DataConfig:
     max_examples: Optional[int] = None
     # Keyword arguments for every chat-template rendering (gates, training, export), e.g. {enable_thinking: false}
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    # SFT rows are cached in $GATETUNE_CACHE/tokenized/ by the hash of the data, tokenizer, template and settings
+    cache_tokenized: bool = True
+    tokenize_processes: Optional[int] = None  # null: one per core (at most 8; one below 4,000 records)
 
 
 @dataclass
@@ -329,6 +332,8 @@ def validate(config: TrainConfig) -> None:
                           f"(model.context_length={config.model.context_length})")
     if config.model.chat_template:
         read_chat_template(config.model.chat_template)  # a missing or unreadable file fails here, naming the key
+    if d.tokenize_processes is not None and d.tokenize_processes < 1:
+        raise ConfigError("data.tokenize_processes", f"must be at least 1, got {d.tokenize_processes}")
     if d.max_examples is not None and d.max_examples < 10:
         raise ConfigError("data.max_examples", f"must be at least 10, got {d.max_examples}")
     if t.save_total_limit < 2:

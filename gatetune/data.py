@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data_checks import DataError, LoadedData, read_records, record_problems
-from data_checks.chat_template import ChatTemplate, TemplateError
-from data_checks.formats import record_conversations, resolve_format
-from data_checks.template import NOTE_TEXT, as_chat_template
+from data_checks.chat_template import ChatTemplate
+from data_checks.formats import resolve_format
+from data_checks.template import NOTE_TEXT
 from gatetune.config import DataConfig, RecipeConfig, check_format_fits
-from gatetune.errors import UserError
+from gatetune.encode import to_example, tokenize_example  # noqa: F401 (the row functions, used from here too)
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +65,6 @@ def load_splits(d: DataConfig, recipe: RecipeConfig, seed: int) -> DataSplits:
     return DataSplits(_subset(train, sorted(order[n_eval:])), _subset(train, sorted(order[:n_eval])), fmt, "held_out")
 
 
-def to_example(record: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """One record in one of the three trainable shapes: a conversation (`messages`, the same mapping the
-    template gate checks), a plain `prompt`+`completion`, or `text`."""
-    if fmt == "text":
-        return {"text": record["text"]}
-    conversations = record_conversations(record, fmt)
-    if fmt in ("chat", "alpaca", "prompt_completion") and conversations:
-        return {"messages": conversations[0]}
-    if fmt == "prompt_completion":
-        return {"prompt": record["prompt"], "completion": record["completion"]}
-    raise ValueError(f"format {fmt!r} has no SFT example shape")
-
-
 @dataclass
 class TokenizeStats:
     records: int = 0
@@ -103,68 +90,20 @@ class TokenizeStats:
                 log.warning("%s: %d records: %s", name, count, NOTE_TEXT.get(note, note))
 
 
-def _row(ids: list[int], mask: list[int], max_length: int) -> dict[str, Any]:
-    return {"input_ids": ids[:max_length], "assistant_masks": mask[:max_length], "truncated": len(ids) > max_length}
-
-
-def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, train_on: str,
-                     notes: set[str] | None = None) -> list[dict[str, Any]]:
-    """The training rows of one example: `input_ids` plus `assistant_masks` (1 where the loss applies) and
-    whether it was truncated. A conversation gives one row per group of turns (`ChatTemplate.encode`);
-    `tokenizer` may be a ChatTemplate carrying `data.chat_template_kwargs`; `notes` collects what the
-    template did."""
-    chat = as_chat_template(tokenizer)
-    tok = chat.tokenizer
-    if "prompt" in example:
-        # Tokenised apart, so a prompt ending in a space cannot merge into the first answer token.
-        prompt_ids = tok(example["prompt"], add_special_tokens=False)["input_ids"]
-        answer_ids = tok(example["completion"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
-        mask = [int(train_on == "all")] * len(prompt_ids) + [1] * len(answer_ids)
-        return [_row(prompt_ids + answer_ids, mask, max_length)]
-    if "text" in example:
-        ids = tok(example["text"] + (tok.eos_token or ""), add_special_tokens=False)["input_ids"]
-        return [_row(ids, [1] * len(ids), max_length)]
-    try:
-        if train_on == "all":
-            ids = tok(chat.full_text(example["messages"]), add_special_tokens=False)["input_ids"]
-            return [_row(ids, [1] * len(ids), max_length)]
-        encoding = chat.encode(example["messages"])
-    except TemplateError as exc:
-        raise UserError(str(exc)) from None
-    if notes is not None:
-        notes |= encoding.notes
-    return [_row(e.input_ids, e.mask, max_length) for e in encoding.examples]
-
-
 def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, train_on: str,
-                   name: str, template_kwargs: dict[str, Any] | None = None
-                   ) -> tuple[list[dict[str, list[int]]], TokenizeStats]:
-    """Tokenise every record (with a progress bar); drop examples left with no answer token. A template
-    error names the file and line of the record."""
-    from tqdm.auto import tqdm
+                   name: str, template_kwargs: dict[str, Any] | None = None, cache: bool = True,
+                   processes: int | None = None) -> tuple[Any, TokenizeStats]:
+    """Every record's rows (`tokenize_example`) as an Arrow-backed Dataset with a `length` column, tokenised
+    over `processes` (default: the cores) with a progress bar and cached by content (`gatetune/tokenized.py`);
+    examples left with no answer token are dropped. A template error names the file and line of the record."""
+    from gatetune.tokenized import tokenized_split
 
     chat = tokenizer if isinstance(tokenizer, ChatTemplate) else ChatTemplate(tokenizer, template_kwargs)
-    stats = TokenizeStats()
-    rows = []
-    for index, record in enumerate(tqdm(data.records, desc=f"tokenising {name}", leave=False)):
-        notes: set[str] = set()
-        try:
-            examples = tokenize_example(to_example(record, fmt), chat, max_length, train_on, notes)
-        except UserError as exc:
-            raise DataError(data.path, data.lines[index], str(exc)) from None
-        stats.records += 1
-        stats.template_notes.update(notes)
-        for row in examples:
-            stats.examples += 1
-            stats.truncated += row.pop("truncated")
-            if not any(row["assistant_masks"]):
-                stats.dropped_no_answer_tokens += 1
-                continue
-            stats.tokens += len(row["input_ids"])
-            stats.answer_tokens += sum(row["assistant_masks"])
-            rows.append(row)
+    rows, counts = tokenized_split(data, fmt, chat, max_length, train_on, name, cache, processes)
+    stats = TokenizeStats(**{k: v for k, v in counts.items() if k != "template_notes"},
+                          template_notes=Counter(counts["template_notes"]))
     stats.warn(name, max_length)
-    if not rows:
+    if not len(rows):
         raise DataError(data.path, None, f"no {name} example has an answer token left after truncation to "
                         f"data.max_length={max_length}")
     return rows, stats
@@ -183,11 +122,13 @@ def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:
     return [dict(record) for record in data.records]
 
 
-def sft_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    """SFT's rows (`ObjectiveSpec.rows`): token ids with answer masks, and what the summary says of them."""
-    max_length, train_on = d.max_length, d.train_on.value
-    train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train")
-    evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval")
+def sft_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[Any, Any, dict[str, Any]]:
+    """SFT's rows (`ObjectiveSpec.rows`): Datasets of token ids with answer masks, and what the summary says."""
+    max_length, train_on, cache, processes = d.max_length, d.train_on.value, d.cache_tokenized, d.tokenize_processes
+    train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train", cache=cache,
+                                  processes=processes)
+    evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval", cache=cache,
+                                   processes=processes)
     return train, evaluation, {"truncated": stats.truncated, "dropped_no_answer_tokens": stats.dropped_no_answer_tokens,
                                "train_records": stats.records,
                                "template_notes": dict(sorted(stats.template_notes.items()))}

@@ -31,16 +31,17 @@ def varlen_sdpa_forward(module: Any, query: Any, key: Any, value: Any, attention
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    bounds = kwargs.pop("cu_seq_lens_q", None)
+    bounds = kwargs.get("cu_seq_lens_q")
     if bounds is None or query.shape[0] != 1:
+        kwargs.pop("cu_seq_lens_q", None)
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    for name in ("cu_seq_lens_k", "max_length_q", "max_length_k", "seq_idx", "is_causal"):
-        kwargs.pop(name, None)
     starts = bounds.tolist()
-    spans = [(a, b) for a, b in zip(starts, starts[1:], strict=False) if b > a]
-    pieces = [sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None,
-                                     is_causal=True, **kwargs)[0] for a, b in spans]
-    return torch.cat(pieces, dim=1), None
+    gqa = query.shape[1] != key.shape[1]
+    dropout = kwargs.get("dropout", 0.0) if module.training else 0.0
+    pieces = [torch.nn.functional.scaled_dot_product_attention(
+        query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=dropout, is_causal=True,
+        scale=kwargs.get("scaling"), enable_gqa=gqa) for a, b in zip(starts, starts[1:], strict=False) if b > a]
+    return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
 def register_varlen_sdpa() -> None:

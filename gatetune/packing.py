@@ -159,6 +159,6 @@ class BinPackMixin:
         if self.token_budget is None:
             return super()._get_train_sampler(train_dataset)
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        lengths = [len(ids) for ids in dataset["input_ids"]]
+        lengths = dataset["length"] if "length" in dataset.column_names else [len(i) for i in dataset["input_ids"]]
         return BinPackSampler(lengths, self.token_budget, self.args.seed, self.args.world_size,
                               self.args.process_index)

@@ -132,9 +132,18 @@ def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resumin
     return args
 
 
-def train_lengths(rows: list[dict]) -> list[int]:
-    """Tokens per training row (prompt rows for GRPO and preference rows for DPO have none: zeros)."""
+def train_lengths(rows: Any) -> list[int]:
+    """Tokens per training row: SFT's Dataset has a `length` column; the prompt rows of GRPO and the preference
+    rows of DPO (lists) have no tokens yet: zeros."""
+    if hasattr(rows, "column_names") and "length" in rows.column_names:
+        return rows["length"]
     return [len(row.get("input_ids", ())) for row in rows]
+
+
+def as_dataset(rows: Any) -> Any:
+    from datasets import Dataset
+
+    return rows if isinstance(rows, Dataset) else Dataset.from_list(rows)
 
 
 def trl_arguments(config: TrainConfig, run_dir: Path, lengths: list[int], resuming: bool = False) -> dict[str, Any]:
@@ -152,12 +161,10 @@ def trl_classes(spec: ObjectiveSpec) -> tuple[Any, Any]:
     return config_cls, type(trainer_cls.__name__, (AtomicCheckpointMixin, BinPackMixin, trainer_cls), {})
 
 
-def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict],
+def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: Any, eval_rows: Any,
                   run_dir: Path, trainer_kwargs: dict[str, Any] | None = None, resuming: bool = False) -> Any:
     """The trainer, with the callbacks the run reads its metrics and preemption from. `trainer_kwargs`: what
     the objective's `prepare` hook built (GRPO's `reward_funcs`)."""
-    from datasets import Dataset
-
     from gatetune.preemption import PreemptionCallback
 
     if config.recipe.deepspeed:
@@ -171,8 +178,8 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: l
     t = config.training
     callbacks = [early_stopping_callback(t.early_stopping_patience, t.early_stopping_threshold),
                  RunMetricsCallback(), PreemptionCallback()]
-    trainer = trainer_cls(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                          eval_dataset=Dataset.from_list(eval_rows), processing_class=tokenizer,
+    trainer = trainer_cls(model=model, args=args, train_dataset=as_dataset(train_rows),
+                          eval_dataset=as_dataset(eval_rows), processing_class=tokenizer,
                           callbacks=callbacks, **(trainer_kwargs or {}))
     if mode == "bin_pack":
         trainer.token_budget = token_budget(config, lengths, world_size())

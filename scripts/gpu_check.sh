@@ -4,7 +4,8 @@
 #   2. run the @pytest.mark.gpu tests (bitsandbytes 4-bit CUDA kernels, bf16, NCCL, a bf16 LoRA step per family),
 #   3. benchmark qlora, lora and full_zero3 against plain TRL on a Llama-3.2-1B-shaped model
 #      (scripts/bench_gpu_recipes.py; results appended to docs/benchmarks.md, copied to $OUT if set),
-#   4. when vLLM is installed on the machine: serve a trained adapter of the tiny Llama with GPU vLLM
+#   4. throughput of TRL's padded default vs padding-free + Liger + auto attention (scripts/bench_gpu_throughput.py),
+#   5. when vLLM is installed on the machine: serve a trained adapter of the tiny Llama with GPU vLLM
 #      (`gatetune serve --check`: parity with transformers) and load-test it (`gatetune serve --loadtest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_
 # its real chat template, three LoRA steps in bf16 on CUDA.
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_model_families.py
 timeout 180 python3 scripts/bench_gpu_recipes.py --steps "${STEPS:-20}"
+# TRL's padded default vs padding-free + Liger + auto attention, LoRA and QLoRA, and QLoRA's peak memory on an
+# 8B shape (scripts/bench_gpu_throughput.py; issue 16's GPU goals: >= 2x tokens/s, 8B QLoRA <= 7.4 GiB).
+timeout 240 python3 scripts/bench_gpu_throughput.py --steps "${STEPS:-20}" || echo "gpu_check: throughput bench failed"
 if python3 -c "import vllm" 2>/dev/null; then
     timeout 120 python3 train.py logger=none training.max_steps=30 training.eval_every_steps=10 eval.max_examples=16 \
         hydra.run.dir=/tmp/gpu-serve-run | tail -3

@@ -18,7 +18,7 @@ download "trl==$(python3 -c 'import trl; print(trl.__version__)')" \
     "bitsandbytes==$(python3 -c 'import importlib.metadata as m; print(m.version("bitsandbytes"))')" \
     "datasets==$(python3 -c 'import datasets; print(datasets.__version__)')" \
     "hydra-core==1.3.8" "omegaconf==$(python3 -c 'import omegaconf; print(omegaconf.__version__)')" \
-    datasketch pyyaml dill multiprocess xxhash hjson
+    datasketch pyyaml dill multiprocess xxhash hjson liger-kernel
 # deepspeed ships as an sdist only: build its wheel here (no CUDA ops are compiled at build time).
 python3 -m pip wheel --quiet --no-deps --no-build-isolation -w "$DIR" \
     "deepspeed==$(python3 -c 'import importlib.metadata as m; print(m.version("deepspeed"))')"

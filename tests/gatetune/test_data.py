@@ -146,7 +146,8 @@ def test_tokenize_split_counts_truncated_and_drops_answerless(tok: Any, caplog: 
     assert (stats.examples, stats.truncated, stats.dropped_no_answer_tokens) == (4, 3, 2)
     assert len(rows) == 2
     assert [len(r["input_ids"]) for r in rows] == [lengths[0], max_length]
-    assert all(set(r) == {"input_ids", "assistant_masks"} for r in rows)
+    assert all(set(r) == {"input_ids", "assistant_masks", "length"} for r in rows)
+    assert [r["length"] for r in rows] == [len(r["input_ids"]) for r in rows]
     assert all(any(r["assistant_masks"]) for r in rows)
     assert stats.tokens == lengths[0] + max_length
     assert stats.answer_tokens == sum(sum(r["assistant_masks"]) for r in rows)
@@ -295,7 +296,7 @@ def test_load_splits_end_to_end_tokenises(tmp_path: Path, tok: Any):
 
 
 def test_training_builds_its_conversations_with_the_gates_mapping():
-    import gatetune.data as training_data
+    import gatetune.encode as training_data
     from data_checks.formats import consistency_problem, record_conversations
 
     assert training_data.record_conversations is record_conversations

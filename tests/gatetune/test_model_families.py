@@ -148,6 +148,7 @@ def test_lora_adapter_passes_vllm_rules(arch: str, built: Any, exported: Any):
 
 @pytest.mark.skipif(not VLLM_PYTHON.exists(), reason=f"no vLLM side environment at {VLLM_PYTHON.parent.parent} "
                     "(make vllm-env)")
+@pytest.mark.slow  # vLLM's loader in its side environment, ~20 s
 def test_vllm_loader_accepts_family_adapters(built: Any, exported: Any, tmp_path: Path):
     """vLLM's own loader takes every family's adapter, and refuses an output-head LoRA exactly where our
     rules do (the architectures whose vLLM implementation has no embedding modules)."""
@@ -173,6 +174,7 @@ def test_vllm_loader_accepts_family_adapters(built: Any, exported: Any, tmp_path
     assert {arch for arch, ok in ours.items() if not ok} == {a for a, t in WRONG_TARGET.items() if t == "lm_head"}
 
 
+@pytest.mark.slow  # ~13 s
 def test_gpt_oss_expert_lora_loads(built: Any, tmp_path: Path):
     """LoRA on GPT-OSS's experts (PEFT target_parameters on the 3-D expert weights): our rules and, where the
     side environment exists, vLLM's loader take it; the same parameters named on another model are refused."""

@@ -89,7 +89,7 @@ def trainer_for(packing: str, sft_setup, rows: list[dict], extra: tuple[str, ...
     source, tokenizer, _, evaluation = sft_setup
     config = typed(["logger=none", f"training.packing={packing}", "lora.dropout=0", *extra])
     set_seed(config.seed)
-    return build_trainer(config, load_model(config, source), tokenizer, rows, evaluation[:8],
+    return build_trainer(config, load_model(config, source), tokenizer, rows, evaluation.select(range(8)),
                          Path(tempfile.mkdtemp(prefix=f"packing-{packing}-")))
 
 
@@ -119,7 +119,7 @@ def test_a_packed_row_gives_every_example_its_padded_loss_and_its_trained_tokens
     """varlen_sdpa: SDPA per example (gatetune/kernels.py); eager: transformers' block-diagonal mask from
     position_ids, which needs the model to run without a KV cache."""
     _, _, train, _ = sft_setup
-    rows = train[:40]
+    rows = train.select(range(40))
     extra = ("model.attn_implementation=eager",) if attention == "eager" else ()
     padded = trainer_for("none", sft_setup, rows, extra)
     packed = trainer_for(packing, sft_setup, rows, extra)
@@ -143,7 +143,7 @@ def test_a_packed_row_gives_every_example_its_padded_loss_and_its_trained_tokens
 
 def test_bin_pack_batches_are_the_bins_and_carry_the_sum_of_their_examples_answer_tokens(sft_setup):
     _, _, train, _ = sft_setup
-    rows = train[:60]
+    rows = train.select(range(60))
     trainer = trainer_for("bin_pack", sft_setup, rows, ("training.tokens_per_batch=300",))
     assert trainer.token_budget == 300
     loader = trainer.get_train_dataloader()
@@ -167,7 +167,7 @@ def test_bin_pack_batches_are_the_bins_and_carry_the_sum_of_their_examples_answe
 def test_padding_free_trains_to_the_padded_adapter_with_the_same_batches(sft_setup):
     """Same seed, same sampler order, same effective batch: the same weights after a few optimiser steps."""
     _, _, train, _ = sft_setup
-    rows = train[:64]
+    rows = train.select(range(64))
     results, initial = {}, {}
     for packing in ("none", "padding_free"):
         trainer = trainer_for(packing, sft_setup, rows, ("training.max_steps=3", "training.eval_every_steps=100",

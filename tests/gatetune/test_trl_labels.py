@@ -25,8 +25,8 @@ def test_trl_labels_are_the_answer_tokens_and_minus_100_everywhere_else(tiny_mod
     tokenizer = load_tokenizer(config.model, source)
     splits = load_splits(config.data, config.recipe, config.seed)
     train, evaluation, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
-    rows = train[:6]
-    trainer = build_trainer(config, load_model(config, source), tokenizer, rows, evaluation[:2],
+    rows = train.select(range(6))
+    trainer = build_trainer(config, load_model(config, source), tokenizer, rows, evaluation.select(range(2)),
                             Path(tempfile.mkdtemp(prefix="labels-")))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
     assert len(batch["labels"]) == len(rows)

@@ -1,0 +1,116 @@
+"""Tokenising SFT data at scale: the Arrow pipeline (gatetune/tokenized.py) vs the previous path, one Python
+loop into lists of lists.
+
+    python scripts/bench_tokenize.py [--records 1000000] [--baseline-records 1000000] [--processes 2]
+
+Records are synthetic chats (seeded): a system prompt on a third of them, one to three user/assistant
+exchanges, answers of log-normal length (median about 60 words). They are rendered with the tiny model's chat
+template and tokenised with its tokenizer, answer masks included, exactly as a run does. Each measurement runs
+in a fresh child process (one at a time), after the records are built, and reports records/s and the growth
+of the resident set over the process's size before tokenising (peak, sampled every 5 ms):
+
+- `previous`: the loop the project used before (tokenize_example per record, rows kept as Python lists);
+- `arrow`: tokenized_split without the cache, over `--processes` forked workers, rows streamed to an Arrow file;
+- `cached`: the same call a second time with the cache on (the first call fills it, untimed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+WORDS = ("a the of to and in is for on with as by at from that this it be are was or an not which can you your "
+         "model data answer question example number value result first second step then each more most only "
+         "other such into over after before because while where when how what why who").split()
+
+
+def synthetic_chats(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+
+    def text(median_words: float) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(max(1, int(rng.lognormvariate(0, 0.8) * median_words))))
+
+    records = []
+    for _ in range(n):
+        messages = [{"role": "system", "content": text(12)}] if rng.random() < 0.33 else []
+        for _ in range(rng.choice((1, 1, 1, 2, 3))):
+            messages += [{"role": "user", "content": text(20)}, {"role": "assistant", "content": text(60)}]
+        records.append({"messages": messages})
+    return records
+
+
+def measure(mode: str, records: int, processes: int) -> dict:
+    from bench_throughput import PeakRss
+
+    from data_checks import LoadedData
+    from data_checks.chat_template import ChatTemplate
+    from gatetune.data import to_example, tokenize_example
+    from gatetune.tiny_model import build_tokenizer
+    from gatetune.tokenized import tokenized_split
+
+    chat = ChatTemplate(build_tokenizer(), {})
+    data = LoadedData("synthetic.jsonl", synthetic_chats(records), list(range(1, records + 1)), "jsonl")
+    if mode == "cached":
+        os.environ["GATETUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-tokenize-")
+        tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=True, processes=processes)
+    rss = PeakRss()
+    started = time.perf_counter()
+    if mode == "previous":
+        rows = []
+        for record in data.records:
+            for row in tokenize_example(to_example(record, "chat"), chat, 1024, "answers"):
+                row.pop("truncated")
+                if any(row["assistant_masks"]):
+                    rows.append(row)
+        examples = len(rows)
+    else:
+        rows, stats = tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=mode == "cached",
+                                      processes=processes)
+        examples = len(rows)
+    seconds = time.perf_counter() - started
+    return {"mode": mode, "records": records, "examples": examples, "seconds": seconds,
+            "records_per_second": records / seconds, "rss_growth_mb": rss.stop()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--baseline-records", type=int, default=None, help="records for `previous` (default: same)")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(measure(args.child, args.records, args.processes)))
+        return 0
+    results = {}
+    for mode, n in (("previous", args.baseline_records or args.records), ("arrow", args.records),
+                    ("cached", args.records)):
+        done = subprocess.run([sys.executable, __file__, "--child", mode, "--records", str(n), "--processes",
+                               str(args.processes)], capture_output=True, text=True)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
+            return 1
+        results[mode] = json.loads(line[len("RESULT "):])
+    base = results["previous"]["records_per_second"]
+    print(f"synthetic chats, tiny tokenizer, max_length 1024; {args.processes} processes; {os.cpu_count()} cores")
+    print(f"{'path':10s} {'records':>9s} {'examples':>9s} {'seconds':>8s} {'records/s':>10s} {'vs previous':>11s} "
+          f"{'RSS growth MB':>13s}")
+    for mode, r in results.items():
+        print(f"{mode:10s} {r['records']:9d} {r['examples']:9d} {r['seconds']:8.1f} {r['records_per_second']:10.0f} "
+              f"{r['records_per_second'] / base:10.2f}x {r['rss_growth_mb']:13.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
