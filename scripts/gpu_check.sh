@@ -19,6 +19,7 @@ fi
 nvidia-smi -L
 python3 -c "import torch, transformers, peft, trl, bitsandbytes, deepspeed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'trl', trl.__version__)"
 timeout 240 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_gpu.py
+timeout 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_packing.py  # Liger's architecture check
 # One tiny model per architecture family (Llama, Qwen2, Qwen3, Mistral, Gemma-2/3, Phi-3, GPT-OSS), each with
 # its real chat template, three LoRA steps in bf16 on CUDA.
 timeout 150 python3 -m pytest -q -m gpu -p no:cacheprovider tests/gatetune/test_model_families.py
