@@ -10,7 +10,8 @@ bin_pack) then needs each example to attend only to itself:
   row, so every layer computes attention over (sum of lengths)^2 entries and throws most of them away:
   on real chats that made padding-free *slower* than padding (docs/benchmarks.md). `varlen_sdpa`, registered
   here with transformers' AttentionInterface, runs causal SDPA on each example's slice of the row instead
-  (sum of length^2), and is plain SDPA on batches without boundaries (evaluation, generation).
+  (sum of length^2), with the layer's sliding window where it has one, and is plain SDPA on batches without
+  boundaries (evaluation, generation).
 """
 
 from __future__ import annotations
@@ -38,9 +39,18 @@ def varlen_sdpa_forward(module: Any, query: Any, key: Any, value: Any, attention
     starts = bounds.tolist()
     gqa = query.shape[1] != key.shape[1]
     dropout = kwargs.get("dropout", 0.0) if module.training else 0.0
-    pieces = [torch.nn.functional.scaled_dot_product_attention(
-        query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], dropout_p=dropout, is_causal=True,
-        scale=kwargs.get("scaling"), enable_gqa=gqa) for a, b in zip(starts, starts[1:], strict=False) if b > a]
+    window = kwargs.get("sliding_window")  # a sliding-window layer (Gemma 3, Mistral v0.1, ...): that many keys back
+    pieces = []
+    for a, b in zip(starts, starts[1:], strict=False):
+        if b <= a:
+            continue
+        mask = None
+        if window and b - a > window:  # the window cuts this example: causal and at most `window` keys back
+            i = torch.arange(b - a, device=query.device)
+            mask = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < window)
+        pieces.append(torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], attn_mask=mask, dropout_p=dropout,
+            is_causal=mask is None, scale=kwargs.get("scaling"), enable_gqa=gqa))
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 

@@ -242,3 +242,33 @@ def test_liger_refuses_an_architecture_it_has_no_kernels_for():
     check_liger("llama")
     with pytest.raises(ConfigError, match="no kernels for the 'gpt_neox_tiny' architecture"):
         check_liger("gpt_neox_tiny")
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma3_text", "mistral"])
+def test_varlen_sdpa_gives_each_packed_example_its_own_logits_sliding_windows_included(family: str):
+    """Per architecture, examples longer than Gemma 3's 64-token window (tiny_families.SLIDING) included:
+    one packed row through varlen_sdpa equals each example alone through transformers' SDPA."""
+    import torch
+    import transformers
+
+    from gatetune.kernels import VARLEN_SDPA, register_varlen_sdpa
+    from gatetune.tiny_families import ARCHITECTURES, tiny_config
+
+    register_varlen_sdpa()
+    config = tiny_config(family, vocab_size=300, bos_token_id=None, eos_token_id=1, pad_token_id=0)
+    config.use_cache = False
+    torch.manual_seed(0)
+    model = getattr(transformers, ARCHITECTURES[family].model_class)(config).eval()
+    lengths = [90, 30, 130, 5]
+    examples = [torch.randint(2, 300, (n,)) for n in lengths]
+    model.set_attn_implementation("sdpa")
+    with torch.no_grad():
+        alone = torch.cat([model(input_ids=e[None]).logits[0] for e in examples])
+    model.set_attn_implementation(VARLEN_SDPA)
+    bounds = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    with torch.no_grad():
+        packed = model(input_ids=torch.cat(examples)[None],
+                       position_ids=torch.cat([torch.arange(n) for n in lengths])[None],
+                       cu_seq_lens_q=bounds, cu_seq_lens_k=bounds, max_length_q=max(lengths),
+                       max_length_k=max(lengths)).logits[0]
+    assert (packed - alone).abs().max() < 1e-4
