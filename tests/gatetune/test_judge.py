@@ -96,7 +96,11 @@ def _oasst_pairs(n: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_a_tiny_random_judge_is_untrusted_on_the_golden_set(tiny_server: dict, tmp_path: Path):
+def test_a_tiny_random_judge_is_untrusted_on_the_golden_set(tiny_server: dict, tmp_path: Path,
+                                                           request: pytest.FixtureRequest):
+    if request.node.callspec.params.get("tiny_server") == "transformers":
+        pytest.skip("transformers 5.25's serve answers 400 to a prompt past the tiny model's 512 positions and "
+                    "refuses a longer --max-model-len; the rubric with a golden pair is longer (vLLM's server runs it)")
     golden = write_jsonl(tmp_path / "golden.jsonl", _oasst_pairs(6) + [
         {"prompt": "What is 2+2?", "response": "4", "score": 5},
         {"prompt": "What is 2+2?", "response": "Seventeen, obviously.", "score": 1}])
