@@ -114,9 +114,6 @@ class BinPackSampler(BatchRebalanceSampler):
     def __len__(self) -> int:
         return math.ceil(len(self.bins) / self.world_size)
 
-    def examples_per_bin(self) -> float:
-        return sum(len(b) for b in self.bins) / max(1, len(self.bins))
-
 
 def packing_args(config: TrainConfig, train_lengths: Sequence[int], world_size: int) -> dict[str, Any]:
     """The TRL config keys the packing mode sets, over `common_args`: padding-free collation (the rows are

@@ -22,17 +22,24 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ("qlora", "lora", "full_zero3")
 
 
-def build_model(out: Path) -> Path:
+# Llama shapes with random weights: 3.2-1B (the default) and 3.1-8B (bench_gpu_throughput.py's QLoRA memory)
+SHAPES = {
+    "1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "max_position_embeddings": 4096,
+           "tie_word_embeddings": True},
+    "8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "max_position_embeddings": 8192},
+}
+
+
+def build_model(out: Path, shape: str = "1b") -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from gatetune.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                         num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096,
-                         tie_word_embeddings=True, rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(vocab_size=128256, num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **SHAPES[shape])
     with torch.device("cuda"):
         model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out)

@@ -39,26 +39,6 @@ def long_tailed_chats(path: Path, n: int = 1500, seed: int = 0) -> Path:
     return path
 
 
-def build_8b(out: Path) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from gatetune.tiny_model import build_tokenizer
-
-    tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                         rope_theta=500000.0, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    del model
-    torch.cuda.empty_cache()
-    return out
-
-
 def train(name: str, model_dir: Path, data: Path, steps: int, work: Path, overrides: list[str]) -> dict:
     run_dir = work / name.replace(" ", "_").replace("+", "")
     command = [sys.executable, str(ROOT / "train.py"), f"model.path={model_dir}", "model.name=bench",
@@ -103,7 +83,7 @@ def main() -> int:
                 packed["ratio"] = packed["tokens_per_second"] / default["tokens_per_second"]
             rows += [default, packed]
         if not args.skip_8b:
-            model_8b = build_8b(work / "model-8b")
+            model_8b = build_model(work / "model-8b", "8b")
             rows.append(train(f"qlora 8B shape, batch 2 x 2048, {label}", model_8b, data, 5, work,
                               ["recipe=qlora", "data.max_length=2048", "training.effective_batch_size=2",
                                "training.max_per_device_batch_size=2", "training.gradient_checkpointing=true",
