@@ -40,13 +40,16 @@ class Gate(Protocol):
 @dataclass(frozen=True)
 class GateContext:
     """What a gate may read when it starts: the source's label, the resolved format, the whole `checks`
-    config (`ChecksConfig`; each gate reads its own node), and the tokenizer and length limit of training."""
+    config (`ChecksConfig`; each gate reads its own node), the tokenizer and length limit of training, and
+    what training's tokenisation already found per record (`encoded`, `data_checks.template.RecordEncoding`s in
+    record order), which the template gate reads instead of rendering each chat again."""
 
     path: str
     fmt: str
     config: Any
     tokenizer: Any = None
     max_length: int | None = None
+    encoded: Any = None
 
 
 @dataclass(frozen=True)

@@ -73,16 +73,16 @@ def _length_histogram(words: array) -> dict[str, Any]:
 def check_records(path: str, fmt: str, records: Iterable[tuple[int, dict[str, Any]]], config: ChecksConfig,
                   tokenizer: Any = None, max_length: int | None = None,
                   against: tuple[str, Iterator[dict[str, Any]]] | None = None,
-                  skipped: SkippedLines | dict[str, Any] | None = None) -> GateRun:
+                  skipped: SkippedLines | dict[str, Any] | None = None, encoded: Any = None) -> GateRun:
     """Run every gate of `config.run` that applies to `fmt` over `(line, record)` pairs; return the run.
 
     `against` is `(label, records)` of a second dataset (e.g. the eval split) for the gates that compare
     with one (contamination); its records are read to the end either way, so an unreadable file is an
     error whether or not such a gate runs. `skipped` gives the report's `skipped_invalid` entry: the
     lines `iter_records` skipped (read after the pass), or the entry itself.
-    Gates not in `config.fail_on` are reported but stop nothing.
+    Gates not in `config.fail_on` are reported but stop nothing. `encoded`: see `GateContext`.
     """
-    context = GateContext(path, fmt, config, tokenizer, max_length)
+    context = GateContext(path, fmt, config, tokenizer, max_length, encoded)
     not_applicable = {name: GATES[name].not_applicable_reason() for name in config.run
                       if not GATES[name].applies_to(fmt)}
     gates: dict[str, Gate] = {name: GATES[name].start(context) for name in config.run if name not in not_applicable}
@@ -120,16 +120,17 @@ def check_records(path: str, fmt: str, records: Iterable[tuple[int, dict[str, An
 
 
 def run_gates(data: LoadedData, fmt: str, config: ChecksConfig, tokenizer: Any = None,
-              against: LoadedData | None = None, max_length: int | None = None) -> dict[str, Any]:
+              against: LoadedData | None = None, max_length: int | None = None,
+              encoded: Any = None) -> dict[str, Any]:
     """The report of `check_records` on records in memory (`fmt` already resolved); `against`, e.g. the
-    eval split, is checked for near-duplicates of `data` (contamination)."""
+    eval split, is checked for near-duplicates of `data` (contamination); `encoded`: see `GateContext`."""
     skipped = None
     if "skipped_invalid" in data.extra:
         lines = data.extra["skipped_invalid"]
         skipped = {"count": len(lines), "lines": lines[:MAX_LISTED_SKIPPED]}
     second = (against.path, iter(against.records)) if against is not None else None
     records = zip(data.lines, data.records, strict=True)
-    return check_records(data.path, fmt, records, config, tokenizer, max_length, second, skipped).report
+    return check_records(data.path, fmt, records, config, tokenizer, max_length, second, skipped, encoded).report
 
 
 def _drain(records: Iterable[Any]) -> None:

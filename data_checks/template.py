@@ -12,10 +12,11 @@ examples longer than `max_length` tokens is reported.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from data_checks.chat_template import ChatTemplate, TemplateError
+from data_checks.chat_template import ChatTemplate, Encoding, TemplateError
 from data_checks.formats import consistency_problem, record_conversations, record_problem
 from data_checks.gate import GateContext, GateSpec
 from data_checks.html_parts import facts_table, table
@@ -71,6 +72,32 @@ class TemplateResult:
                                    for k, v in sorted(self.template_notes.items())}}
 
 
+@dataclass(frozen=True)
+class RecordEncoding:
+    """How one record fared through the chat template, as this gate judges it: the problem (None when it
+    encodes), whether an example is longer than `max_length` tokens, and what the template did (`notes`).
+    Training's tokenisation records one per record (`gatetune/tokenized.py`) so this gate can read it
+    instead of rendering every chat a second time."""
+
+    problem: str | None
+    truncated: bool = False
+    notes: frozenset[str] = frozenset()
+
+
+def encode_conversation(chat: ChatTemplate, conversation: list[dict[str, Any]],
+                        max_length: int | None) -> tuple[Encoding | None, RecordEncoding]:
+    """A conversation ending on an assistant turn through `ChatTemplate.encode`, and the gate's verdict on it:
+    the one rendering training and the template gate share."""
+    try:
+        encoding = chat.encode(conversation)
+    except TemplateError as exc:
+        return None, RecordEncoding(f"chat template: {exc}")
+    if not any(any(e.mask) for e in encoding.examples):
+        return encoding, RecordEncoding("the encoded conversation has no assistant token to train on")
+    truncated = max_length is not None and max(len(e.input_ids) for e in encoding.examples) > max_length
+    return encoding, RecordEncoding(None, truncated, frozenset(encoding.notes))
+
+
 def _rendering_problem(chat: ChatTemplate, record: dict[str, Any], fmt: str, max_length: int | None,
                        notes: Counter) -> tuple[str | None, bool]:
     """(problem, truncated) for one record encoded through the chat template as training encodes it."""
@@ -78,18 +105,18 @@ def _rendering_problem(chat: ChatTemplate, record: dict[str, Any], fmt: str, max
     conversations = record_conversations(record, fmt)
     record_notes: set[str] = set()
     for conversation in conversations:
-        try:
-            if conversation[-1]["role"] != "assistant":  # prompt-only: it must render with a generation prompt
-                lengths = [len(chat.tokenizer(chat.prompt_text(conversation), add_special_tokens=False)["input_ids"])]
-            else:
-                encoding = chat.encode(conversation)
-                record_notes |= encoding.notes
-                if not any(any(e.mask) for e in encoding.examples):
-                    return "the encoded conversation has no assistant token to train on", truncated
-                lengths = [len(e.input_ids) for e in encoding.examples]
+        if conversation[-1]["role"] == "assistant":
+            _, verdict = encode_conversation(chat, conversation, max_length)
+            if verdict.problem is not None:
+                return verdict.problem, truncated
+            record_notes |= verdict.notes
+            truncated = truncated or verdict.truncated
+            continue
+        try:  # prompt-only: it must render with a generation prompt
+            length = len(chat.tokenizer(chat.prompt_text(conversation), add_special_tokens=False)["input_ids"])
         except TemplateError as exc:
             return f"chat template: {exc}", truncated
-        truncated = truncated or (max_length is not None and max(lengths) > max_length)
+        truncated = truncated or (max_length is not None and length > max_length)
     notes.update(record_notes)
     if not conversations and max_length is not None:
         text = " ".join(str(record.get(k, "")) for k in ("prompt", "completion", "chosen", "text"))
@@ -110,18 +137,32 @@ def template_problem(record: dict[str, Any], fmt: str, tokenizer: Any = None,
 
 class TemplateCheck:
     """The template gate fed one record at a time (`add`), then `result()`; keeps counts and the
-    first `max_listed` violations, never the records."""
+    first `max_listed` violations, never the records. `encoded` (record i's `RecordEncoding`, or None where
+    training did not encode it the gate's way) is what training's tokenisation found: those records are not
+    rendered again."""
 
     def __init__(self, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
-                 max_length: int | None = None, max_listed: int = 100) -> None:
+                 max_length: int | None = None, max_listed: int = 100,
+                 encoded: Sequence[RecordEncoding | None] | None = None) -> None:
         self.fmt, self.tokenizer, self.max_length = fmt, as_chat_template(tokenizer), max_length
         self.notes: Counter = Counter()
         self.max_violation_rate, self.max_listed = max_violation_rate, max_listed
-        self.checked = self.count = self.truncated = 0
+        self.encoded = encoded if self.tokenizer is not None else None
+        self.checked = self.count = self.truncated = self.reused = 0
         self.violations: list[dict[str, Any]] = []
 
+    def _problem(self, record: dict[str, Any]) -> tuple[str | None, bool]:
+        verdict = self.encoded[self.checked] if self.encoded is not None else None
+        if verdict is None:
+            return template_problem(record, self.fmt, self.tokenizer, self.max_length, self.notes)
+        self.reused += 1
+        problem = record_problem(record, self.fmt) or consistency_problem(record, self.fmt) or verdict.problem
+        if problem is None:
+            self.notes.update(verdict.notes)
+        return problem, problem is None and verdict.truncated
+
     def add(self, record: dict[str, Any], line: int, text: str | None = None) -> None:
-        problem, truncated = template_problem(record, self.fmt, self.tokenizer, self.max_length, self.notes)
+        problem, truncated = self._problem(record)
         self.truncated += truncated
         if problem is not None:
             self.count += 1
@@ -150,7 +191,7 @@ def check_template(data: LoadedData, fmt: str, tokenizer: Any = None, max_violat
 
 def _start(context: GateContext) -> TemplateCheck:
     return TemplateCheck(context.fmt, context.tokenizer, context.config.template.max_violation_rate,
-                         context.max_length)
+                         context.max_length, encoded=context.encoded)
 
 
 def _summary(result: dict[str, Any]) -> str:

@@ -12,14 +12,14 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_checks import DataError, LoadedData, read_records, record_problems
 from data_checks.chat_template import ChatTemplate
 from data_checks.formats import resolve_format
 from data_checks.template import NOTE_TEXT
 from gatetune.config import DataConfig, RecipeConfig, check_format_fits
-from gatetune.encode import to_example, tokenize_example  # noqa: F401 (the row functions, used from here too)
+from gatetune.encode import encode_record, to_example, tokenize_example  # noqa: F401 (the row functions, used from here too)
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,13 @@ class TokenizeStats:
     dropped_no_answer_tokens: int = 0
     tokens: int = 0
     answer_tokens: int = 0
+    template_rejected: int = 0  # records the template rejects, left out (the template gate reports them)
     template_notes: Counter = field(default_factory=Counter)  # ChatTemplate.encode notes -> records
 
     def warn(self, name: str, max_length: int) -> None:
+        if self.template_rejected:
+            log.warning("%s: the chat template rejects %d of %d records; they are left out of training (the "
+                        "template gate's report lists them)", name, self.template_rejected, self.records)
         if self.truncated:
             log.warning("%s: %d of %d examples are longer than data.max_length=%d and were truncated",
                         name, self.truncated, self.examples, max_length)
@@ -92,21 +96,34 @@ class TokenizeStats:
 
 def tokenize_split(data: LoadedData, fmt: str, tokenizer: Any, max_length: int, train_on: str,
                    name: str, template_kwargs: dict[str, Any] | None = None, cache: bool = True,
-                   processes: int | None = None) -> tuple[Any, TokenizeStats]:
-    """Every record's rows (`tokenize_example`) as an Arrow-backed Dataset with a `length` column, tokenised
-    over `processes` (default: the cores) with a progress bar and cached by content (`gatetune/tokenized.py`);
-    examples left with no answer token are dropped. A template error names the file and line of the record."""
+                   processes: int | None = None, strict: bool = True) -> tuple[Any, TokenizeStats, Any]:
+    """Every record's rows (`encode_record`) as an Arrow-backed Dataset with a `length` column, tokenised
+    over `processes` (default: the cores) with a progress bar and cached by content (`gatetune/tokenized.py`),
+    the counts, and each record's template verdict (`RecordVerdicts`, what the template gate reads); examples
+    left with no answer token are dropped. A record the template rejects is an error naming its file and line
+    when `strict`, else it is left out (and counted) for the template gate to report."""
     from gatetune.tokenized import tokenized_split
 
     chat = tokenizer if isinstance(tokenizer, ChatTemplate) else ChatTemplate(tokenizer, template_kwargs)
-    rows, counts = tokenized_split(data, fmt, chat, max_length, train_on, name, cache, processes)
+    rows, counts, verdicts = tokenized_split(data, fmt, chat, max_length, train_on, name, cache, processes, strict)
     stats = TokenizeStats(**{k: v for k, v in counts.items() if k != "template_notes"},
                           template_notes=Counter(counts["template_notes"]))
     stats.warn(name, max_length)
-    if not len(rows):
+    if not len(rows) and not stats.template_rejected:
         raise DataError(data.path, None, f"no {name} example has an answer token left after truncation to "
                         f"data.max_length={max_length}")
-    return rows, stats
+    return rows, stats, verdicts
+
+
+class ObjectiveRows(NamedTuple):
+    """What an objective's `rows` hook gives: the train and eval rows its TRL trainer takes, what the summary's
+    `data` says of them, and the per-record template verdicts the template gate may read instead of rendering
+    each chat again (None when the rows did not come from the gate's rendering)."""
+
+    train: Any
+    eval: Any
+    info: dict[str, Any]
+    verdicts: Any = None
 
 
 def preference_rows(data: LoadedData, template_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -122,23 +139,27 @@ def prompt_rows(data: LoadedData) -> list[dict[str, Any]]:
     return [dict(record) for record in data.records]
 
 
-def sft_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[Any, Any, dict[str, Any]]:
-    """SFT's rows (`ObjectiveSpec.rows`): Datasets of token ids with answer masks, and what the summary says."""
+def sft_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate, gated: bool = False) -> ObjectiveRows:
+    """SFT's rows (`ObjectiveSpec.rows`): Datasets of token ids with answer masks, what the summary says, and the
+    train split's template verdicts. `gated`: the template gate judges the train split (with those verdicts),
+    so a record the template rejects is its violation rather than an error here."""
     max_length, train_on, cache, processes = d.max_length, d.train_on.value, d.cache_tokenized, d.tokenize_processes
-    train, stats = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train", cache=cache,
-                                  processes=processes)
-    evaluation, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval", cache=cache,
-                                   processes=processes)
-    return train, evaluation, {"truncated": stats.truncated, "dropped_no_answer_tokens": stats.dropped_no_answer_tokens,
-                               "train_records": stats.records,
-                               "template_notes": dict(sorted(stats.template_notes.items()))}
+    train, stats, verdicts = tokenize_split(splits.train, splits.format, chat, max_length, train_on, "train",
+                                            cache=cache, processes=processes, strict=not gated)
+    evaluation, _, _ = tokenize_split(splits.eval, splits.format, chat, max_length, train_on, "eval", cache=cache,
+                                      processes=processes)
+    info = {"truncated": stats.truncated, "dropped_no_answer_tokens": stats.dropped_no_answer_tokens,
+            "train_records": stats.records, "template_notes": dict(sorted(stats.template_notes.items()))}
+    if stats.template_rejected:
+        info["template_rejected"] = stats.template_rejected
+    return ObjectiveRows(train, evaluation, info, verdicts)
 
 
-def dpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+def dpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate, gated: bool = False) -> ObjectiveRows:
     """DPO's rows: TRL tokenises preference rows itself, with the template arguments."""
-    return preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs), {}
+    return ObjectiveRows(preference_rows(splits.train, chat.kwargs), preference_rows(splits.eval, chat.kwargs), {})
 
 
-def grpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate) -> tuple[list[dict], list[dict], dict[str, Any]]:
+def grpo_rows(d: DataConfig, splits: DataSplits, chat: ChatTemplate, gated: bool = False) -> ObjectiveRows:
     """GRPO's rows: each prompt with every other column, for the rewards."""
-    return prompt_rows(splits.train), prompt_rows(splits.eval), {}
+    return ObjectiveRows(prompt_rows(splits.train), prompt_rows(splits.eval), {})

@@ -1,14 +1,17 @@
 """One record into training rows: the trainable shape of a record (`to_example`) and its tokens with the
-loss mask (`tokenize_example`). The one way a record becomes tokens, for the one-record path and for the
-forked workers of `gatetune/tokenized.py`."""
+loss mask (`tokenize_example`, `encode_record`). The one way a record becomes tokens, for the one-record path
+and for the forked workers of `gatetune/tokenized.py`. A conversation trained on its answers is encoded by
+`data_checks.template.encode_conversation`, the template gate's own call, so the gate can take training's
+verdict on the record instead of rendering the chat again."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from data_checks.chat_template import TemplateError
 from data_checks.formats import record_conversations
-from data_checks.template import as_chat_template
+from data_checks.template import RecordEncoding, as_chat_template, encode_conversation
 from gatetune.errors import UserError
 
 
@@ -56,3 +59,29 @@ def tokenize_example(example: dict[str, Any], tokenizer: Any, max_length: int, t
     if notes is not None:
         notes |= encoding.notes
     return [_row(e.input_ids, e.mask, max_length) for e in encoding.examples]
+
+
+@dataclass
+class EncodedRecord:
+    """A record's training rows; `verdict`, the template gate's judgement of the same encoding (None when the
+    rows came another way, e.g. `train_on=all` or plain text); `notes`, what the template did."""
+
+    rows: list[dict[str, Any]]
+    verdict: RecordEncoding | None = None
+    notes: set[str] = field(default_factory=set)
+
+
+def encode_record(record: dict[str, Any], fmt: str, chat: Any, max_length: int, train_on: str) -> EncodedRecord:
+    """`tokenize_example(to_example(record, fmt), ...)` plus the gate's verdict. A conversation the template
+    rejects gives no rows and a verdict naming the problem (not an error: the gate, or the caller, decides);
+    any other input error is a UserError as in `tokenize_example`."""
+    chat = as_chat_template(chat)
+    conversations = record_conversations(record, fmt) if fmt in ("chat", "alpaca", "prompt_completion") else []
+    if train_on == "all" or len(conversations) != 1 or conversations[0][-1]["role"] != "assistant":
+        notes: set[str] = set()
+        return EncodedRecord(tokenize_example(to_example(record, fmt), chat, max_length, train_on, notes), None, notes)
+    encoding, verdict = encode_conversation(chat, conversations[0], max_length)
+    if encoding is None:
+        return EncodedRecord([], verdict)
+    return EncodedRecord([_row(e.input_ids, e.mask, max_length) for e in encoding.examples], verdict,
+                         set(encoding.notes))

@@ -44,8 +44,10 @@ def _no_check(config: TrainConfig) -> None:
 class ObjectiveSpec:
     """Everything one objective adds to the shared run. `rows` and `prepare` are `module:function` hooks:
 
-    - `rows(data, splits, chat) -> (train_rows, eval_rows, info)`: the rows its TRL trainer takes, from the
-      `data` node (DataConfig), the loaded splits and the chat template;
+    - `rows(data, splits, chat, gated) -> gatetune.data.ObjectiveRows(train, eval, info, verdicts)`: the rows
+      its TRL trainer takes, from the `data` node (DataConfig), the loaded splits and the chat template, built
+      before the gates; `gated` says the template gate judges the train split, and `verdicts` (or None) is
+      what the rows' rendering found per record, which that gate reads instead of rendering again;
     - `prepare(config, splits) -> (trainer_kwargs, summary_info)`: extra trainer keyword arguments, built
       (and checked against the data) before any model is loaded, e.g. GRPO's reward functions, and what the
       summary's `data` keeps of that check.

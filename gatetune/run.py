@@ -67,14 +67,20 @@ def _metrics(spec: ObjectiveSpec, state: Any, train_seconds: float, peak_mb: flo
     return metrics
 
 
+def _template_gated(checks: ChecksConfig) -> bool:
+    """Whether the template gate judges the train split (so a record the template rejects is its violation)."""
+    return checks.enabled and "template" in checks.run
+
+
 def _run_gates(checks: ChecksConfig, splits: DataSplits, chat: ChatTemplate, max_length: int,
-               run_dir: Path) -> dict[str, Any] | None:
+               run_dir: Path, verdicts: Any = None) -> dict[str, Any] | None:
     if not checks.enabled:
         log.info("data gates disabled (checks.enabled=false)")
         return None
     # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
+    # `verdicts`: the template gate reads what the rows' rendering found instead of rendering each chat again.
     report = run_gates(splits.train, splits.format, checks, tokenizer=chat, against=splits.eval,
-                       max_length=max_length)
+                       max_length=max_length, encoded=verdicts)
     report["report_path"] = str(run_dir / "data_checks.json")
     if is_main_process():
         write_json_atomic(report["report_path"], report)
@@ -130,7 +136,9 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     summary: dict[str, Any] = {"status": "failed", "recipe": config.recipe.name, "model": config.model.name,
                                "base_model": source, "run_dir": str(run_dir)}
-    gates = _run_gates(config.checks, splits, chat, config.data.max_length, run_dir)
+    # The rows first (tokenised once, cached): the template gate takes their per-record verdicts.
+    rows = spec.hook("rows")(config.data, splits, chat, _template_gated(config.checks))
+    gates = _run_gates(config.checks, splits, chat, config.data.max_length, run_dir, rows.verdicts)
     summary["gates"] = gates
     if gates is not None and not gates["passed"]:
         summary["status"] = "failed_gates"
@@ -139,7 +147,7 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
             write_json_atomic(run_dir / "summary.json", summary)
         return RunResult(summary)
 
-    train_rows, eval_rows, info = spec.hook("rows")(config.data, splits, chat)
+    train_rows, eval_rows, info = rows.train, rows.eval, rows.info
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
                        "chat_template_kwargs": chat.kwargs, **prepared, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}

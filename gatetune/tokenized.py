@@ -9,6 +9,11 @@ the chat template and its arguments, `max_length`, `train_on`, the format and `E
 run of the same data and settings loads the Dataset memory-mapped and skips tokenising; any change is a new
 key. Entries are written under a staging name and renamed into place, so a half-written one is never read.
 Delete `$GATETUNE_CACHE/tokenized/` to reclaim the space.
+
+Beside the rows, each entry keeps one verdict per record (`verdicts.arrow`: the template gate's
+`RecordEncoding`, from the same rendering): the gate of a training run reads those (`RecordVerdicts`) instead
+of rendering every chat a second time. A record the template rejects is an error naming its line (`strict`,
+when no template gate judges the data) or is left out of the rows with its verdict kept, for the gate to report.
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ from typing import Any
 
 from data_checks import DataError, LoadedData
 from data_checks.chat_template import ChatTemplate
-from gatetune.encode import to_example, tokenize_example
+from data_checks.template import RecordEncoding
+from gatetune.encode import EncodedRecord, encode_record
 from gatetune.errors import UserError
 
 log = logging.getLogger(__name__)
-ENCODING_VERSION = 1  # bump when tokenize_example gives other rows for the same inputs
+ENCODING_VERSION = 2  # bump when encode_record gives other rows or verdicts for the same inputs
 CHUNK = 1000  # records per task
 SINGLE_PROCESS_BELOW = 4000  # records: a pool costs more than it saves
-_STATS_KEYS = ("records", "examples", "truncated", "dropped_no_answer_tokens", "tokens", "answer_tokens")
+_STATS_KEYS = ("records", "examples", "truncated", "dropped_no_answer_tokens", "tokens", "answer_tokens",
+               "template_rejected")
 _JOB: dict[str, Any] = {}  # what forked workers read: the records and the settings (set before the fork)
 
 
@@ -75,24 +82,37 @@ def default_processes(records: int) -> int:
     return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
-def _tokenize_chunk(span: tuple[int, int]) -> tuple[Any, dict[str, Any], tuple[int, str] | None]:
-    """Rows of records[start:end] as an Arrow table, their counts, and the first error (index, message)."""
+def _tokenize_chunk(span: tuple[int, int]) -> tuple[Any, Any, dict[str, Any], tuple[int, str] | None]:
+    """Rows and verdicts of records[start:end] as Arrow tables, their counts, and the first template error
+    (index, message) when strict."""
     import pyarrow as pa
 
-    records, fmt, chat, max_length, train_on = (_JOB[k] for k in ("records", "fmt", "chat", "max_length",
-                                                                   "train_on"))
+    records, fmt, chat, max_length, train_on, strict = (_JOB[k] for k in ("records", "fmt", "chat", "max_length",
+                                                                           "train_on", "strict"))
     ids_column, mask_column, lengths = [], [], []
+    problems, truncations, notes_column, judged = [], [], [], []
     stats: dict[str, Any] = dict.fromkeys(_STATS_KEYS, 0)
     notes_count: Counter = Counter()
     for index in range(*span):
-        notes: set[str] = set()
         try:
-            rows = tokenize_example(to_example(records[index], fmt), chat, max_length, train_on, notes)
-        except UserError as exc:
-            return None, stats, (index, str(exc))
+            encoded = encode_record(records[index], fmt, chat, max_length, train_on)
+        except UserError as exc:  # a template error on rows the gate renders its own way (train_on=all)
+            if strict:
+                return None, None, stats, (index, str(exc))
+            encoded = EncodedRecord([])
+            stats["template_rejected"] += 1
+        verdict = encoded.verdict
+        if verdict is not None and not encoded.rows and verdict.problem is not None:
+            if strict:
+                return None, None, stats, (index, verdict.problem.removeprefix("chat template: "))
+            stats["template_rejected"] += 1
+        judged.append(verdict is not None)
+        problems.append(verdict.problem if verdict else None)
+        truncations.append(bool(verdict and verdict.truncated))
+        notes_column.append(sorted(verdict.notes) if verdict else [])
         stats["records"] += 1
-        notes_count.update(notes)
-        for row in rows:
+        notes_count.update(encoded.notes)
+        for row in encoded.rows:
             stats["examples"] += 1
             stats["truncated"] += row["truncated"]
             if not any(row["assistant_masks"]):
@@ -104,25 +124,55 @@ def _tokenize_chunk(span: tuple[int, int]) -> tuple[Any, dict[str, Any], tuple[i
             mask_column.append(row["assistant_masks"])
             lengths.append(len(row["input_ids"]))
     stats["template_notes"] = dict(notes_count)
-    table = pa.table({"input_ids": pa.array(ids_column, type=pa.list_(pa.int32())),
-                      "assistant_masks": pa.array(mask_column, type=pa.list_(pa.int8())),
-                      "length": pa.array(lengths, type=pa.int32())})
-    return table, stats, None
+    rows = pa.table({"input_ids": pa.array(ids_column, type=pa.list_(pa.int32())),
+                     "assistant_masks": pa.array(mask_column, type=pa.list_(pa.int8())),
+                     "length": pa.array(lengths, type=pa.int32())})
+    verdicts = pa.table({"judged": pa.array(judged, type=pa.bool_()), "problem": pa.array(problems, type=pa.string()),
+                         "truncated": pa.array(truncations, type=pa.bool_()),
+                         "notes": pa.array(notes_column, type=pa.list_(pa.string()))})
+    return rows, verdicts, stats, None
+
+
+class RecordVerdicts:
+    """The per-record verdicts of a tokenisation (`verdicts.arrow`) as the sequence the template gate reads
+    (`RecordEncoding`, or None where the rows did not come from the gate's rendering), decoded a block at a time."""
+
+    BLOCK = 4096
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
+
+        self._table = pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+        self._start, self._block = -1, []
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __getitem__(self, index: int) -> RecordEncoding | None:
+        if not self._start <= index < self._start + len(self._block):
+            self._start = index - index % self.BLOCK
+            block = self._table.slice(self._start, self.BLOCK).to_pydict()
+            columns = zip(block["judged"], block["problem"], block["truncated"], block["notes"], strict=True)
+            self._block = [RecordEncoding(problem, truncated, frozenset(notes)) if judged else None
+                           for judged, problem, truncated, notes in columns]
+        return self._block[index - self._start]
 
 
 def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, train_on: str, name: str,
-              processes: int, out: Path) -> dict[str, Any]:
-    """Tokenise `data` into the Arrow file `out`, chunk by chunk (memory does not grow with the corpus)."""
+              processes: int, out: Path, strict: bool) -> dict[str, Any]:
+    """Tokenise `data` into the Arrow files `out/rows.arrow` and `out/verdicts.arrow`, chunk by chunk (memory does
+    not grow with the corpus)."""
     from datasets.arrow_writer import ArrowWriter
     from tqdm.auto import tqdm
 
-    _JOB.update(records=data.records, fmt=fmt, chat=chat, max_length=max_length, train_on=train_on)
+    _JOB.update(records=data.records, fmt=fmt, chat=chat, max_length=max_length, train_on=train_on, strict=strict)
     spans = [(start, min(start + CHUNK, len(data))) for start in range(0, len(data), CHUNK)]
     totals, notes = dict.fromkeys(_STATS_KEYS, 0), Counter()
     bar = tqdm(total=len(data), desc=f"tokenising {name}" + (f" ({processes} processes)" if processes > 1 else ""),
                unit=" records", leave=False)
     pool = None
-    writer = ArrowWriter(path=str(out))
+    writer = ArrowWriter(path=str(out / "rows.arrow"))
+    verdict_writer = ArrowWriter(path=str(out / "verdicts.arrow"))
     try:
         if processes > 1:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers are the parallelism
@@ -130,18 +180,21 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
             results = pool.imap(_tokenize_chunk, spans)
         else:
             results = map(_tokenize_chunk, spans)
-        for table, stats, error in results:
+        for table, verdicts, stats, error in results:
             if error is not None:
                 index, message = error
                 raise DataError(data.path, data.lines[index], message)
             writer.write_table(table)
+            verdict_writer.write_table(verdicts)
             for key in _STATS_KEYS:
                 totals[key] += stats[key]
             notes.update(stats["template_notes"])
             bar.update(stats["records"])
         writer.finalize()
+        verdict_writer.finalize()
     finally:
         writer.close()
+        verdict_writer.close()
         bar.close()
         _JOB.clear()
         if pool is not None:
@@ -151,28 +204,34 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
 
 
 def tokenized_split(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, train_on: str, name: str,
-                    cache: bool = True, processes: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """The rows of `data` as a memory-mapped Dataset (`input_ids`, `assistant_masks`, `length`) and their
-    counts (the keys of `gatetune.data.TokenizeStats`), from the cache when this exact tokenisation was done
-    before. Without the cache the Arrow file is a temporary one (deleted once mapped)."""
+                    cache: bool = True, processes: int | None = None,
+                    strict: bool = True) -> tuple[Any, dict[str, Any], RecordVerdicts]:
+    """The rows of `data` as a memory-mapped Dataset (`input_ids`, `assistant_masks`, `length`), their counts
+    (the keys of `gatetune.data.TokenizeStats`) and the per-record verdicts, from the cache when this exact
+    tokenisation was done before. A record the template rejects raises DataError when `strict`, else is counted
+    in `template_rejected` and has no rows. Without the cache the files are temporary (deleted once mapped)."""
     from datasets import Dataset
 
     processes = processes or default_processes(len(data))
     if not cache:
         scratch = Path(tempfile.mkdtemp(prefix="gatetune-rows-"))
         try:
-            stats = _tokenize(data, fmt, chat, max_length, train_on, name, processes, scratch / "rows.arrow")
-            return Dataset.from_file(str(scratch / "rows.arrow"), in_memory=False), stats
+            stats = _tokenize(data, fmt, chat, max_length, train_on, name, processes, scratch, strict)
+            return (Dataset.from_file(str(scratch / "rows.arrow"), in_memory=False), stats,
+                    RecordVerdicts(scratch / "verdicts.arrow"))
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)  # the mapping keeps the data readable
+            shutil.rmtree(scratch, ignore_errors=True)  # the mappings keep the data readable
     entry = cache_root() / f"{name}-{cache_key(data, fmt, chat, max_length, train_on)}"
     if (entry / "stats.json").is_file():
-        log.info("%s: tokenised rows from the cache (%s)", name, entry)
-        return Dataset.from_file(str(entry / "rows.arrow")), json.loads((entry / "stats.json").read_text())
+        stats = json.loads((entry / "stats.json").read_text())
+        if not (strict and stats["template_rejected"]):
+            log.info("%s: tokenised rows from the cache (%s)", name, entry)
+            return Dataset.from_file(str(entry / "rows.arrow")), stats, RecordVerdicts(entry / "verdicts.arrow")
+        return _raise_first_rejected(data, RecordVerdicts(entry / "verdicts.arrow"))
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}.", dir=entry.parent))
     try:
-        stats = _tokenize(data, fmt, chat, max_length, train_on, name, processes, staging / "rows.arrow")
+        stats = _tokenize(data, fmt, chat, max_length, train_on, name, processes, staging, strict)
         (staging / "stats.json").write_text(json.dumps(stats))
         try:
             os.replace(staging, entry)
@@ -180,4 +239,13 @@ def tokenized_split(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: 
             pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Dataset.from_file(str(entry / "rows.arrow")), stats
+    return Dataset.from_file(str(entry / "rows.arrow")), stats, RecordVerdicts(entry / "verdicts.arrow")
+
+
+def _raise_first_rejected(data: LoadedData, verdicts: RecordVerdicts) -> Any:
+    """A cached lenient tokenisation read strictly: the first record the template rejected is the error."""
+    for index in range(len(verdicts)):
+        verdict = verdicts[index]
+        if verdict is not None and verdict.problem is not None and verdict.problem.startswith("chat template: "):
+            raise DataError(data.path, data.lines[index], verdict.problem.removeprefix("chat template: "))
+    raise AssertionError("template_rejected counted a record no verdict names")

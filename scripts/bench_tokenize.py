@@ -74,7 +74,7 @@ def measure(mode: str, records: int, processes: int) -> dict:
                     rows.append(row)
         examples = len(rows)
     else:
-        rows, stats = tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=mode == "cached",
+        rows, stats, _ = tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=mode == "cached",
                                       processes=processes)
         examples = len(rows)
     seconds = time.perf_counter() - started

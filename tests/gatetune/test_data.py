@@ -141,7 +141,7 @@ def test_tokenize_split_counts_truncated_and_drops_answerless(tok: Any, caplog: 
     assert lengths[0] <= max_length < min(lengths[1:])  # the premise of the test
 
     with caplog.at_level(logging.WARNING, logger="gatetune.data"):
-        rows, stats = tokenize_split(_loaded(records), "chat", tok, max_length, "answers", "train")
+        rows, stats, _ = tokenize_split(_loaded(records), "chat", tok, max_length, "answers", "train")
 
     assert (stats.examples, stats.truncated, stats.dropped_no_answer_tokens) == (4, 3, 2)
     assert len(rows) == 2
@@ -164,7 +164,7 @@ def test_tokenize_split_without_any_answer_token_is_a_data_error(tok: Any):
 
 def test_tokenize_split_no_warning_when_nothing_is_cut(tok: Any, caplog: pytest.LogCaptureFixture):
     with caplog.at_level(logging.WARNING, logger="gatetune.data"):
-        rows, stats = tokenize_split(_loaded([chat("Hi?", "Hello.")] * 3), "chat", tok, 256, "answers", "train")
+        rows, stats, _ = tokenize_split(_loaded([chat("Hi?", "Hello.")] * 3), "chat", tok, 256, "answers", "train")
     assert (len(rows), stats.truncated, stats.dropped_no_answer_tokens) == (3, 0, 0)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -289,7 +289,7 @@ def test_load_splits_max_examples_takes_the_first_records(tmp_path: Path):
 def test_load_splits_end_to_end_tokenises(tmp_path: Path, tok: Any):
     path = write_jsonl(tmp_path / "d.jsonl", _numbered_chats(20))
     splits = _load_splits([f"data.path={path}"])
-    rows, stats = tokenize_split(splits.eval, splits.format, tok, 256, "answers", "eval")
+    rows, stats, _ = tokenize_split(splits.eval, splits.format, tok, 256, "answers", "eval")
     assert stats.examples == len(rows) == 2
     for row, record in zip(rows, splits.eval.records, strict=True):
         _assert_turn(_runs(tok, row)[0], record["messages"][1]["content"])

@@ -303,7 +303,7 @@ def test_a_reasoning_family_trains_its_reasoning(arch: str, family: str, notes: 
     from data_checks import read_records
 
     tokenizer = load_tokenizer(typed_config(compose(overrides)).model, str(model_dir))
-    rows, stats = tokenize_split(read_records(str(data)), "chat", tokenizer, 512, "answers", "train")
+    rows, stats, _ = tokenize_split(read_records(str(data)), "chat", tokenizer, 512, "answers", "train")
     assert stats.examples == 2 * stats.records and set(stats.template_notes) >= notes
     trained = [tokenizer.decode([t for t, m in zip(r["input_ids"], r["assistant_masks"], strict=True) if m])
                for r in rows.select(range(2))]

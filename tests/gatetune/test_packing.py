@@ -76,7 +76,7 @@ def sft_setup(tiny_model_dir: Path):
     source = model_source(config.model)
     tokenizer = load_tokenizer(config.model, source)
     splits = load_splits(config.data, config.recipe, config.seed)
-    train, evaluation, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
+    train, evaluation, _, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
     return source, tokenizer, train, evaluation
 
 

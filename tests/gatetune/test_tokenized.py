@@ -53,7 +53,7 @@ def test_two_worker_processes_give_the_single_process_rows_in_order(sample, toke
 
     monkeypatch.setattr(tokenized, "CHUNK", 50)  # 15 chunks over the 2 workers
     template = ChatTemplate(tokenizer, {})
-    rows, stats = tokenized.tokenized_split(sample, "chat", template, 48, "answers", "train", cache=False,
+    rows, stats, _ = tokenized.tokenized_split(sample, "chat", template, 48, "answers", "train", cache=False,
                                             processes=2)
     want = reference_rows(sample, template, 48)
     assert rows.to_list() == want
@@ -68,11 +68,11 @@ def test_a_second_run_reads_the_cache_and_every_setting_that_changes_rows_is_a_n
     from gatetune.tokenized import tokenized_split
 
     template = ChatTemplate(tokenizer, {})
-    first, stats = tokenized_split(sample, "chat", template, 256, "answers", "train")
+    first, stats, _ = tokenized_split(sample, "chat", template, 256, "answers", "train")
     [entry] = list(cache.iterdir())
     written = (entry / "rows.arrow").stat().st_mtime_ns
     with caplog.at_level(logging.INFO, logger="gatetune.tokenized"):
-        again, stats_again = tokenized_split(sample, "chat", template, 256, "answers", "train")
+        again, stats_again, _ = tokenized_split(sample, "chat", template, 256, "answers", "train")
     assert "tokenised rows from the cache" in caplog.text
     assert (entry / "rows.arrow").stat().st_mtime_ns == written and again.to_list() == first.to_list()
     assert stats_again == stats
@@ -92,9 +92,9 @@ def test_a_second_run_reads_the_cache_and_every_setting_that_changes_rows_is_a_n
         "max_length": (sample, template, 40),
     }
     for n, (name, (data, chat_template, max_length)) in enumerate(variants.items(), start=2):
-        rows, _ = tokenized_split(data, "chat", chat_template, max_length, "answers", "train")
+        rows, _, _ = tokenized_split(data, "chat", chat_template, max_length, "answers", "train")
         assert len(list(cache.iterdir())) == n, name  # a new entry: the old one is not reused
-    rows, _ = tokenized_split(sample, "chat", template, 40, "answers", "train")
+    rows, _, _ = tokenized_split(sample, "chat", template, 40, "answers", "train")
     assert max(rows["length"]) == 40 < max(first["length"])  # the max_length entry holds the cut rows
 
 

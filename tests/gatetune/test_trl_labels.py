@@ -24,7 +24,7 @@ def test_trl_labels_are_the_answer_tokens_and_minus_100_everywhere_else(tiny_mod
     source = model_source(config.model)
     tokenizer = load_tokenizer(config.model, source)
     splits = load_splits(config.data, config.recipe, config.seed)
-    train, evaluation, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
+    train, evaluation, _, _ = sft_rows(config.data, splits, ChatTemplate(tokenizer, {}))
     rows = train.select(range(6))
     trainer = build_trainer(config, load_model(config, source), tokenizer, rows, evaluation.select(range(2)),
                             Path(tempfile.mkdtemp(prefix="labels-")))
