@@ -20,10 +20,17 @@ How answers are located (docs/ARCHITECTURE.md, "Answer masks"):
 - Prompt and answer are tokenised apart: the prompt ids are the ids the server feeds the model,
   so a token can never straddle the prompt/answer boundary (a joint tokenisation can merge an
   answer's leading whitespace or letters into the prompt's last token).
+
+Speed (`scripts/bench_tokenize.py`): a conversation of plain strings is rendered by the template transformers
+compiles, with the inputs `apply_chat_template` gives it (None fields dropped, reasoning aliased, the special
+tokens), skipping its per-call normalisation; the first renderings of each ChatTemplate are compared with
+`apply_chat_template` and any difference switches the shortcut off. The pieces of one conversation are tokenised
+by a fast tokenizer's Rust backend directly, which is what `tokenizer(text, add_special_tokens=False)` calls.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +39,9 @@ from data_checks.reasoning import REINSERT, THINK_CLOSE, THINK_OPEN, reasoning_s
 
 SENTINEL = "ANSWERSENTINEL"
 _GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
+_PLAIN = (str, int, float, bool, type(None))
+CHECKED_RENDERINGS = 16  # renderings per ChatTemplate compared with apply_chat_template before the shortcut alone
+log = logging.getLogger(__name__)
 
 
 class TemplateError(ValueError):
@@ -74,6 +84,8 @@ class ChatTemplate:
         self.has_generation_markers = bool(_GENERATION_MARKER.search(self.template))
         self._reasoning_style: str | None = None
         self._special: list[str] | None = None
+        self._compiled: tuple[str, Any, Any, dict[str, Any]] | None = None  # (template, compiled, alias, inputs)
+        self._shortcut_checks = CHECKED_RENDERINGS  # < 0: the shortcut is off
 
     # -- rendering -------------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
@@ -81,8 +93,20 @@ class ChatTemplate:
         if not self.template:
             raise TemplateError("the tokenizer has no chat template (set model.chat_template to a .jinja file)")
         try:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                      add_generation_prompt=add_generation_prompt, **self.kwargs)
+            text = self._render_compiled(messages, add_generation_prompt)
+        except Exception:  # the template's own error, or the shortcut's: apply_chat_template says which
+            text = None
+        try:
+            if text is None or self._shortcut_checks > 0:
+                full = self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                          add_generation_prompt=add_generation_prompt, **self.kwargs)
+                if text is not None:
+                    self._shortcut_checks -= 1
+                    if text != full:
+                        log.debug("the compiled-template shortcut renders differently here; it is off")
+                        self._shortcut_checks = -1
+                text = full
+            return text
         except TemplateError:
             raise
         except Exception as exc:  # jinja2's TemplateError from raise_exception, or a template bug on this input
@@ -91,6 +115,28 @@ class ChatTemplate:
                 raise TemplateError(f"the chat template does not parse: {message}") from None
             raise TemplateError(f"the chat template rejects this conversation: {message} (change the record, or "
                                 "give model.chat_template a template that accepts it)") from None
+
+    def _render_compiled(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str | None:
+        """`apply_chat_template(messages, tokenize=False, ...)` without its per-call overhead, for messages of plain
+        strings and numbers; None where the shortcut does not apply (other values, another transformers)."""
+        if self._shortcut_checks < 0 or not all(type(v) in _PLAIN for m in messages for v in m.values()):
+            return None
+        if self._compiled is None or self._compiled[0] != self.template:
+            try:
+                from transformers.utils.chat_template_utils import (
+                    _alias_reasoning_fields,
+                    _compile_jinja_template,
+                    _plain_template_data,
+                )
+            except ImportError:
+                self._shortcut_checks = -1
+                return None
+            inputs = _plain_template_data({**self.tokenizer.special_tokens_map, **self.kwargs})
+            self._compiled = (self.template, _compile_jinja_template(self.template), _alias_reasoning_fields, inputs)
+        _, compiled, alias, inputs = self._compiled
+        chat = alias([{k: v for k, v in m.items() if v is not None} for m in messages])
+        return compiled.render(messages=chat, tools=None, documents=None, add_generation_prompt=add_generation_prompt,
+                               **inputs)
 
     def encode(self, messages: list[dict[str, Any]]) -> Encoding:
         """The training examples of one conversation ending on an assistant turn (see the module docstring)."""
@@ -248,24 +294,35 @@ class ChatTemplate:
                 examples.append(merged)
         return examples
 
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """`tokenizer(text, add_special_tokens=False)["input_ids"]` for each text: a fast tokenizer's Rust backend
+        directly (what that call runs, when nothing is set to truncate, pad or split special tokens; one text at a
+        time, which for a conversation's few pieces beats a batch), else the tokenizer in one call."""
+        tok = self.tokenizer
+        backend = getattr(tok, "backend_tokenizer", None)
+        if backend is None or getattr(tok, "split_special_tokens", True) or backend.encode_special_tokens \
+                or backend.truncation is not None or backend.padding is not None:
+            return tok(texts, add_special_tokens=False)["input_ids"]
+        return [backend.encode(text, add_special_tokens=False).ids for text in texts]
 
     def _tokenize_chain(self, chain: list[_Turn]) -> EncodedExample | None:
         """Prompt and answer pieces tokenised apart; None when a later turn's prompt, tokenised whole as the
         server does, differs from the pieces that precede it."""
-        ids: list[int] = []
-        mask: list[int] = []
+        texts: list[str] = []
         done = ""
         for k, turn in enumerate(chain):
-            prompt_ids = self._ids(turn.prompt[len(done):])
+            texts += [turn.prompt[len(done):], turn.answer] + ([turn.prompt] if k else [])
+            done = turn.prompt + turn.answer
+        pieces = iter(self.token_ids(texts))
+        ids: list[int] = []
+        mask: list[int] = []
+        for k in range(len(chain)):
+            prompt_ids, answer_ids = next(pieces), next(pieces)
             ids += prompt_ids
-            if k and self._ids(turn.prompt) != ids:
+            if k and next(pieces) != ids:
                 return None
-            answer_ids = self._ids(turn.answer)
             ids += answer_ids
             mask += [0] * len(prompt_ids) + [1] * len(answer_ids)
-            done = turn.prompt + turn.answer
         return EncodedExample(ids, mask)
 
     # -- templates with {% generation %} markers ---------------------------------------------------------
