@@ -2,7 +2,9 @@
 
 The overrides are train.py's (`recipe=full_zero3 data.path=...`) plus the `slurm` group's
 (`slurm.nodes=2 slurm.gpus_per_node=8 slurm.partition=gpu`). The config is composed and checked here,
-so a typo fails now rather than after the job waited in the queue. gatetune/slurm/train.sbatch is rendered
+so a typo fails now rather than after the job waited in the queue, and the shape is checked against the
+partition's nodes as `sinfo` reports them (a request no node can hold is refused: SLURM would leave it pending
+forever; `--dry-run` does not ask sinfo). gatetune/slurm/train.sbatch is rendered
 with the `slurm` values into the run directory (`hydra.run.dir=`, or the default runs/<recipe>/<time>)
 and handed to `sbatch --parsable`. Printed: `job <ID>`, `log <PATH>`, `run_dir <PATH>`.
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gatetune.errors import ConfigError, UserError
+from gatetune.partition import check_fits, query_sinfo
 
 if TYPE_CHECKING:
     from gatetune.config import SlurmConfig, TrainConfig, TrainingConfig
@@ -120,6 +123,14 @@ def render(config: TrainConfig, run_dir: Path, overrides: list[str], workdir: Pa
         env=dict(s.env), train_args=shlex.join(train_overrides(overrides, run_dir)))
 
 
+def _check_partition(config: TrainConfig) -> None:
+    """Refuse a job no node of its partition can hold (it would pend forever); unchecked where sinfo is absent."""
+    sinfo = query_sinfo()
+    if sinfo is not None:
+        s = config.slurm
+        check_fits(s.partition, s.nodes, s.cpus_per_task, s.gpus_per_node, s.mem, sinfo)
+
+
 def sbatch(script: Path) -> str:
     """Submit; the job ID."""
     try:
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if dry_run:
             print(script, end="")
             return 0
+        _check_partition(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / "train.sbatch"
         write_text_atomic(path, [script])

@@ -9,7 +9,8 @@ template and tokenised with its tokenizer, answer masks included, exactly as a r
 in a fresh child process (one at a time), after the records are built, and reports records/s and the growth
 of the resident set over the process's size before tokenising (peak, sampled every 5 ms):
 
-- `previous`: the loop the project used before (tokenize_example per record, rows kept as Python lists);
+- `previous`: the path the project had before (tokenize_example per record, rows kept as Python lists, every
+  rendering through `apply_chat_template` and every piece through `tokenizer(...)`: `PreviousTemplate`);
 - `arrow`: tokenized_split without the cache, over `--processes` forked workers, rows streamed to an Arrow file;
 - `cached`: the same call a second time with the cache on (the first call fills it, untimed).
 """
@@ -49,6 +50,21 @@ def synthetic_chats(n: int, seed: int = 0) -> list[dict]:
     return records
 
 
+def previous_template(tokenizer):
+    """ChatTemplate as it was before its shortcuts: apply_chat_template for every rendering, one tokenizer call per
+    piece."""
+    from data_checks.chat_template import ChatTemplate
+
+    class PreviousTemplate(ChatTemplate):
+        def _render_compiled(self, messages, add_generation_prompt):
+            return None
+
+        def token_ids(self, texts):
+            return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+    return PreviousTemplate(tokenizer, {})
+
+
 def measure(mode: str, records: int, processes: int) -> dict:
     from bench_throughput import PeakRss
 
@@ -58,7 +74,7 @@ def measure(mode: str, records: int, processes: int) -> dict:
     from gatetune.tiny_model import build_tokenizer
     from gatetune.tokenized import tokenized_split
 
-    chat = ChatTemplate(build_tokenizer(), {})
+    chat = previous_template(build_tokenizer()) if mode == "previous" else ChatTemplate(build_tokenizer(), {})
     data = LoadedData("synthetic.jsonl", synthetic_chats(records), list(range(1, records + 1)), "jsonl")
     if mode == "cached":
         os.environ["GATETUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-tokenize-")

@@ -85,5 +85,5 @@ def test_the_rust_backend_gives_the_tokenizers_ids(which: str, tiny_model_dir: P
              "</s> eos then text", "tabs\tand\nnewlines\n\n", "ünïcödé 表 😀", json.dumps(CONVERSATIONS[2])]
     want = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     assert ChatTemplate(tok, {}).token_ids(texts) == want
-    tok.backend_tokenizer.enable_truncation(4)  # a tokenizer set to truncate goes through the tokenizer, which resets it
+    tok.backend_tokenizer.enable_truncation(4)  # set to truncate: through the tokenizer, which resets it
     assert ChatTemplate(tok, {}).token_ids(texts) == want

@@ -209,6 +209,58 @@ def test_bad_submissions_fail_before_sbatch(tmp_path: Path, args: list[str], mes
     assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
 
 
+SINFO = """gpu*|g1|64|512000|gpu:h100:8(S:0-1)
+gpu*|g2|64|512000|gpu:h100:8(S:0-1)
+gpu*|g3|32|256000|gpu:a100:2,gpu:h100:2
+cpu|c1|16|64000|(null)
+cpu|c1|16|64000|(null)
+"""
+
+
+@pytest.mark.parametrize(("shape", "error"), [
+    ((None, 2, 64, 8, "500G"), None),
+    (("gpu", 3, 32, 4, None), None),  # g3's two GRES entries add up to 4 GPUs
+    (("cpu", 1, 16, 0, "64000"), None),
+    ((None, 3, 64, 8, None), "slurm.nodes: 3 nodes asked, but the default partition has 2 node(s) that can hold"),
+    (("cpu", 2, 16, 0, None), "slurm.nodes: 2 nodes asked, but partition 'cpu' has 1 node(s)"),  # one node, twice
+    (("gpu", 1, 128, 8, None), "slurm.cpus_per_task: 128 CPUs a node, but no node of partition 'gpu' has more than 64"),
+    (("cpu", 1, 8, 1, None), "slurm.gpus_per_node: 1 GPUs a node, but no node of partition 'cpu' has more than 0"),
+    (("cpu", 1, 8, 0, "1T"), "slurm.mem: 1048576 MB of memory a node, but no node of partition 'cpu' has more than"),
+    (("nope", 1, 1, 0, None), "slurm.partition: partition 'nope' has no nodes in sinfo (partitions: cpu, gpu)"),
+    (("cpu", 1, 1, 0, "lots"), "slurm.mem: 'lots' is not a SLURM memory size"),
+])
+def test_a_shape_is_checked_against_the_partitions_nodes(shape: tuple, error: str | None):
+    from gatetune.errors import ConfigError
+    from gatetune.partition import check_fits
+
+    if error is None:
+        check_fits(*shape, SINFO)
+        return
+    with pytest.raises(ConfigError) as raised:
+        check_fits(*shape, SINFO)
+    assert str(raised.value).startswith(error), str(raised.value)
+
+
+@needs_slurm
+@pytest.mark.parametrize(("args", "message"), [
+    (["slurm.cpus_per_task=3"], "slurm.cpus_per_task: 3 CPUs a node, but no node of the default partition has more "
+                                "than 2 (largest: localhost); set slurm.cpus_per_task to at most 2"),
+    (["slurm.nodes=2"], "slurm.nodes: 2 nodes asked, but the default partition has 1"),
+    (["slurm.gpus_per_node=1", "slurm.processes_per_node=1"], "slurm.gpus_per_node: 1 GPUs a node"),
+    (["slurm.partition=gpu"], "slurm.partition: partition 'gpu' has no nodes in sinfo (partitions: debug)"),
+])
+def test_a_job_no_node_can_hold_is_refused_before_sbatch(tmp_path: Path, args: list[str], message: str):
+    """Without the check, SLURM queues these and leaves them PENDING (PartitionConfig / Resources) forever."""
+    name = f"refused-{tmp_path.name}"
+    result = subprocess.run([*SUBMIT, "slurm=local", f"slurm.job_name={name}", *args,
+                             f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+    queued = subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True, timeout=30).stdout
+    assert queued.strip() == ""
+
+
 def test_without_sbatch_the_error_says_where_to_submit_from(tmp_path: Path):
     result = subprocess.run([*SUBMIT, "slurm=local", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
                             text=True, env={**os.environ, "PATH": str(tmp_path)}, timeout=120)
