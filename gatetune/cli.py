@@ -32,7 +32,10 @@ _task_started = False
 
 def _print_summary(summary: dict[str, Any]) -> None:
     lines = [f"status: {summary['status']}", f"run_dir: {summary['run_dir']}"]
-    if summary["status"] == "preempted":
+    if summary["status"] == "preempted" and summary.get("stopped_before_training"):
+        lines.append(f"stopped on {summary['signal']} before training started; the same command "
+                     + (f"resumes from {summary['checkpoint']}" if summary["checkpoint"] else "starts it"))
+    elif summary["status"] == "preempted":
         lines.append(f"checkpoint: {summary['checkpoint']} (step {summary['preempted_at_step']}); the same command "
                      f"resumes from it")
     metrics = summary.get("metrics")

@@ -19,7 +19,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+from gatetune.signals import SIGNALS, any_process_signalled, pending
 
 
 class PreemptionCallback(TrainerCallback):
@@ -41,6 +41,7 @@ class PreemptionCallback(TrainerCallback):
                     f"stopping\n".encode())
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.received = self.received or pending()  # one that came after the run's last look (gatetune/signals.py)
         if threading.current_thread() is not threading.main_thread():
             return  # Python only delivers signals to the main thread
         for sig in SIGNALS:
@@ -61,12 +62,4 @@ class PreemptionCallback(TrainerCallback):
         args.load_best_model_at_end = False
 
     def _any_process_signalled(self, args: Any) -> bool:
-        import torch
-        import torch.distributed as dist
-
-        flag = self.received is not None
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-            return flag
-        tensor = torch.tensor([1.0 if flag else 0.0], device=args.device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return bool(tensor.item())
+        return any_process_signalled(self.received is not None, args.device)

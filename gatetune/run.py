@@ -31,6 +31,7 @@ from gatetune.modeling import check_kernels, load_model, load_tokenizer, model_s
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.plots import plot_losses
 from gatetune.quiet import quiet_library_noise
+from gatetune.signals import EarlySignals, any_process_signalled, pending, single_process
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,27 @@ class RunResult:
 
 
 def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
-    """Train and export as `cfg` (the composed config) says; the summary is also written to run_dir/summary.json."""
+    """Train and export as `cfg` (the composed config) says; the summary is also written to run_dir/summary.json.
+    SIGUSR1/SIGTERM before training starts end the run cleanly, as preempted (gatetune/signals.py)."""
+    with EarlySignals():
+        return _run(cfg, run_dir)
+
+
+def _stopped_before_training(summary: dict[str, Any], run_dir: Path, checkpoint: Path | None) -> RunResult:
+    """A signal came before the first step: nothing was trained in this start; say so (the SLURM job requeues on
+    SIGUSR1) and where the next one resumes from."""
+    import signal
+
+    summary.update(status="preempted", preempted_at_step=None, stopped_before_training=True,
+                   signal=signal.Signals(pending()).name, checkpoint=str(checkpoint) if checkpoint else None)
+    if is_main_process():
+        write_json_atomic(run_dir / "summary.json", summary)
+    log.warning("%s before training started: stopped; run the same command again (same hydra.run.dir) to %s",
+                summary["signal"], f"resume from {checkpoint}" if checkpoint else "start over")
+    return RunResult(summary)
+
+
+def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     quiet_library_noise()
     started = time.perf_counter()
     config = typed_config(cfg)
@@ -148,6 +169,8 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
         return RunResult(summary)
 
     train_rows, eval_rows, info = rows.train, rows.eval, rows.info
+    if pending() is not None and single_process():  # no other rank waits for this one: stop before the model
+        return _stopped_before_training(summary, run_dir, resume_checkpoint(config.resume, run_dir, False))
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
                        "chat_template_kwargs": chat.kwargs, **prepared, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
@@ -170,6 +193,8 @@ def run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
                           "attn_implementation": getattr(model.config, "_attn_implementation", None)}
     trainer = build_trainer(config, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
                             resuming=checkpoint is not None)
+    if any_process_signalled(pending() is not None, trainer.args.device):  # every rank stops here, or none
+        return _stopped_before_training(summary, run_dir, checkpoint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     history = trainer.state.log_history

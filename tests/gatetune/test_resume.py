@@ -261,3 +261,49 @@ def test_deepspeed_zero3_full_fine_tune_resumes_to_the_same_model(tmp_path: Path
     assert [e["eval_loss"] for e in got] == pytest.approx([e["eval_loss"] for e in want], abs=1e-6)
     weights, reference = (load_file(d / "model" / "model.safetensors") for d in (interrupted, baseline))
     assert max((weights[k].float() - reference[k].float()).abs().max().item() for k in reference) < 1e-6
+
+
+def _signal_after(monkeypatch: pytest.MonkeyPatch, name: str, signum: int = signal.SIGUSR1) -> None:
+    """Make gatetune.run's `name` send this process a real signal once it has done its work."""
+    import gatetune.run as run_module
+
+    original = getattr(run_module, name)
+
+    def with_signal(*args, **kwargs):  # noqa: ANN002, ANN003
+        result = original(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+        return result
+
+    monkeypatch.setattr(run_module, name, with_signal)
+
+
+def test_a_signal_during_the_gates_stops_cleanly_before_the_model_loads(tmp_path: Path, tiny_model_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    """SIGUSR1's default action kills the process; before training the run records it and stops where it is clean
+    (here after the gates, one process: no rank waits for it), with the summary the SLURM job requeues on."""
+    import gatetune.run as run_module
+
+    previous = signal.getsignal(signal.SIGUSR1)
+    _signal_after(monkeypatch, "_run_gates")
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: pytest.fail("the model loaded after the signal"))
+    summary = _run(tmp_path).summary
+    assert (summary["status"], summary["signal"], summary["stopped_before_training"]) == ("preempted", "SIGUSR1", True)
+    assert summary["gates"]["passed"] and summary["checkpoint"] is None
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "preempted"
+    assert not (tmp_path / "checkpoints").exists()
+    assert signal.getsignal(signal.SIGUSR1) == previous  # the run's handler is gone once it returns
+
+
+@pytest.mark.slow
+def test_a_signal_while_the_model_loads_stops_before_the_first_step_and_the_next_start_trains(
+        tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from gatetune.cli import _print_summary
+
+    with monkeypatch.context() as patch:
+        _signal_after(patch, "load_model", signal.SIGTERM)  # after the rows check: caught once the trainer is built
+        summary = _run(tmp_path, ["training.max_steps=3"]).summary
+    assert (summary["status"], summary["signal"], summary.get("metrics")) == ("preempted", "SIGTERM", None)
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+    _print_summary(summary)  # the CLI's lines for it (no step, no checkpoint) do not fail
+    again = _run(tmp_path, ["training.max_steps=3"]).summary
+    assert again["status"] == "completed" and again["metrics"]["steps"] == 3 and again["resumed_from"] is None
