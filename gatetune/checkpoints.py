@@ -19,6 +19,7 @@ from typing import Any
 
 from gatetune.atomic_dirs import publish_directory, staging_path
 from gatetune.errors import ConfigError
+from gatetune.resume_check import write_record
 
 log = logging.getLogger(__name__)
 
@@ -87,36 +88,34 @@ def latest_complete(run_dir: Path) -> Path | None:
     return None
 
 
-def resume_checkpoint(resume: str, run_dir: Path, main_process: bool = True) -> Path | None:
-    """The checkpoint `resume` (auto | never | PATH) asks for, or None to start from scratch.
-
-    Checkpoints of this run directory from after the chosen one (or all of them, when starting from
-    scratch) belong to a line of training that is being abandoned, or are incomplete: the main
-    process deletes them, so that a later `resume=auto` cannot pick one up.
-    """
+def resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
+    """The checkpoint `resume` (auto | never | PATH) asks for, or None to start from scratch. Nothing is changed
+    on disk: `discard_after` does that once the run is known to go ahead."""
     if resume == RESUME_NEVER:
-        checkpoint = None
-    elif resume == RESUME_AUTO:
+        return None
+    if resume == RESUME_AUTO:
         checkpoint = latest_complete(run_dir)
         if checkpoint is not None:
             log.info("resuming from %s (resume=auto: the latest complete checkpoint of this run)", checkpoint)
-    else:
-        checkpoint = Path(resume)
-        if not checkpoint.is_dir():
-            raise ConfigError("resume", f"{resume!r} is not a directory (use auto, never or a checkpoint path)")
-        reason = incomplete_reason(checkpoint)
-        if reason is not None:
-            raise ConfigError("resume", f"{checkpoint} is not a complete checkpoint: {reason}")
-        log.info("resuming from %s (resume=PATH)", checkpoint)
-    if main_process:
-        _discard_after(run_dir, checkpoint_step(checkpoint) if checkpoint is not None else -1, resume)
+        return checkpoint
+    checkpoint = Path(resume)
+    if not checkpoint.is_dir():
+        raise ConfigError("resume.checkpoint", f"{resume!r} is not a directory (use auto, never or a checkpoint path)")
+    reason = incomplete_reason(checkpoint)
+    if reason is not None:
+        raise ConfigError("resume.checkpoint", f"{checkpoint} is not a complete checkpoint: {reason}")
+    log.info("resuming from %s (resume.checkpoint=PATH)", checkpoint)
     return checkpoint
 
 
-def _discard_after(run_dir: Path, step: int, resume: str) -> None:
+def discard_after(run_dir: Path, checkpoint: Path | None, resume: str) -> None:
+    """Delete the run directory's checkpoints from after `checkpoint` (all of them when starting from scratch):
+    they belong to a line of training that is being abandoned, or are incomplete, and a later `resume=auto` must
+    not pick one up. The main process calls it."""
+    step = checkpoint_step(checkpoint) if checkpoint is not None else -1
     later = [p for p in list_checkpoints(run_dir) if checkpoint_step(p) > step]
     if later:
-        log.warning("resume=%s: deleting %s, from after the point this run continues from",
+        log.warning("resume %s: deleting %s, from after the point this run continues from",
                     resume, ", ".join(p.name for p in later))
     for path in later:
         shutil.rmtree(path)
@@ -127,7 +126,8 @@ class AtomicCheckpointMixin:
 
     Everything transformers' own `_save_checkpoint` saves is saved (model or adapter, optimizer,
     scheduler, scaler, every process's RNG state, trainer state with the stateful callbacks such as
-    early stopping); only the place it is written and the manifest differ.
+    early stopping); only the place it is written, the manifest and the run's training settings
+    (`training_record`, set on the trainer by the run: gatetune/resume_check.py) differ.
     """
 
     def _save_checkpoint(self: Any, model: Any, trial: Any) -> None:
@@ -162,6 +162,7 @@ class AtomicCheckpointMixin:
                     else:
                         self.state.stateful_callbacks[name] = callback.state()
             self.state.save_to_json(str(staging / "trainer_state.json"))
+            write_record(staging, getattr(self, "training_record", None))  # what a resume is compared with
             write_manifest(staging, self.state.global_step)
             publish_directory(staging, final)
             rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,

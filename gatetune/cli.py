@@ -109,6 +109,12 @@ def main() -> None:
         print("error: hydra.run.dir: a launch of several processes needs hydra.run.dir=DIR, so that every "
               "process writes to the same run directory", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    path = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("resume=")
+                 and a.split("=", 1)[1] not in ("auto", "never")), None)
+    if path is not None:
+        print(f"error: resume={path}: resume=auto|never picks the mode; a checkpoint to resume from is "
+              f"resume.checkpoint={path}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
     register_schema()
     try:
         _hydra_main()

@@ -222,6 +222,15 @@ class SlurmConfig:
 
 
 @dataclass
+class ResumeConfig:
+    """Where a run continues from (`resume=auto|never`, or `resume.checkpoint=PATH`) and whether it may continue
+    under settings that alter training (gatetune/resume_check.py)."""
+
+    checkpoint: str = "auto"  # auto: the run directory's latest complete checkpoint; never; or a checkpoint path
+    allow_changes: bool = False  # resume although the learning rate, batch layout, data, model, ... changed
+
+
+@dataclass
 class TrainConfig:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -239,7 +248,7 @@ class TrainConfig:
     # other nodes set: +trl.optim=paged_adamw_8bit, +trl.neftune_noise_alpha=5, +trl.rpo_alpha=1.0, ...
     trl: dict[str, Any] = field(default_factory=dict)
     seed: int = 42
-    resume: str = "auto"  # auto: from the run directory's latest complete checkpoint; never; or a checkpoint path
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
 
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"

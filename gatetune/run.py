@@ -19,7 +19,7 @@ from data_checks import run_gates, summary_table, write_json_atomic
 from data_checks.chat_template import ChatTemplate
 from data_checks.config import ChecksConfig
 from data_checks.report import write_text_atomic
-from gatetune.checkpoints import RESUME_AUTO, resume_checkpoint
+from gatetune.checkpoints import RESUME_AUTO, discard_after, resume_checkpoint
 from gatetune.config import Adaptation, TrainConfig, resolved_packing, typed_config
 from gatetune.data import DataSplits, load_splits
 from gatetune.evaluation.decision import deploy_decision
@@ -31,6 +31,7 @@ from gatetune.modeling import check_kernels, load_model, load_tokenizer, model_s
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.plots import plot_losses
 from gatetune.quiet import quiet_library_noise
+from gatetune.resume_check import check_resume, training_record
 from gatetune.signals import EarlySignals, any_process_signalled, pending, single_process
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     started = time.perf_counter()
     config = typed_config(cfg)
     check_eval_inputs(config.eval)  # a baseline or eval file that cannot be read fails before anything loads
-    finished = _finished_before(run_dir) if config.resume == RESUME_AUTO else None
+    finished = _finished_before(run_dir) if config.resume.checkpoint == RESUME_AUTO else None
     if finished is not None:
         log.info("%s already holds a finished run (status %s); nothing to resume. Train again with a new "
                  "hydra.run.dir, or here with resume=never.", run_dir, finished["status"])
@@ -170,7 +171,7 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     train_rows, eval_rows, info = rows.train, rows.eval, rows.info
     if pending() is not None and single_process():  # no other rank waits for this one: stop before the model
-        return _stopped_before_training(summary, run_dir, resume_checkpoint(config.resume, run_dir, False))
+        return _stopped_before_training(summary, run_dir, resume_checkpoint(config.resume.checkpoint, run_dir))
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
                        "chat_template_kwargs": chat.kwargs, **prepared, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
@@ -183,7 +184,12 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
     from gatetune.trainer import build_trainer
 
     configure_logger(config.logger, run_dir)
-    checkpoint = resume_checkpoint(config.resume, run_dir, is_main_process())
+    record = training_record(config)
+    checkpoint = resume_checkpoint(config.resume.checkpoint, run_dir)
+    if checkpoint is not None:  # refused here, before the model loads, when the training settings changed
+        summary["resumed_with_changes"] = check_resume(checkpoint, record, config.resume.allow_changes) or None
+    if is_main_process():
+        discard_after(run_dir, checkpoint, config.resume.checkpoint)
     summary["resumed_from"] = str(checkpoint) if checkpoint else None
     from transformers import set_seed
 
@@ -193,6 +199,7 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
                           "attn_implementation": getattr(model.config, "_attn_implementation", None)}
     trainer = build_trainer(config, model, tokenizer, train_rows, eval_rows, run_dir, trainer_kwargs,
                             resuming=checkpoint is not None)
+    trainer.training_record = record  # written into each checkpoint
     if any_process_signalled(pending() is not None, trainer.args.device):  # every rank stops here, or none
         return _stopped_before_training(summary, run_dir, checkpoint)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)

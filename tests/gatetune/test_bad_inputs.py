@@ -117,6 +117,8 @@ CASES = {
     "max_length_over_the_context": Case(["model.context_length=128", "data.max_length=256"],
                                         ["data.max_length: 256 is longer than the context", "context_length=128"]),
     "unknown_recipe": Case(["recipe=nope"], ["Could not find 'recipe/nope'"], also=["full", "lora"]),
+    "resume_path_as_the_group": Case(["resume={tmp}/checkpoints/checkpoint-3"],
+                                     ["resume={tmp}/checkpoints/checkpoint-3", "resume.checkpoint={tmp}/checkpoints"]),
     "unknown_config_key": Case(["training.nonsense=1"], ["training.nonsense"], also=["not in 'TrainingConfig'"]),
     "wrongly_typed_value": Case(["training.learning_rate=abc"], ["training.learning_rate=abc"],
                                 also=["could not be converted to Float"]),

@@ -33,7 +33,7 @@ def test_config_composes_and_validates(group: str, option: str):
     as_object = OmegaConf.to_object(cfg)  # resolves every interpolation and checks every type
     assert isinstance(as_object, TrainConfig)
     typed_config(cfg)
-    if group not in ("checks", "eval", "logger", "slurm"):
+    if group not in ("checks", "eval", "logger", "slurm", "resume"):
         assert cfg[group].name, f"{group}={option} sets no name"
 
 

@@ -174,9 +174,17 @@ def test_resume_never_and_resume_path(tmp_path: Path, baseline: Path, monkeypatc
 
     _preempt(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-40", "checkpoint-44"]
-    resumed = _run(tmp_path, [f"resume={tmp_path / 'checkpoints' / 'checkpoint-40'}",
-                              "training.early_stopping_patience=9", "training.max_steps=42"]).summary
+    changed = [f"resume.checkpoint={tmp_path / 'checkpoints' / 'checkpoint-40'}",
+               "training.early_stopping_patience=9", "training.max_steps=42"]
+    # Other training settings than the checkpoint's: refused, naming each, before anything is changed on disk.
+    with pytest.raises(ConfigError, match=r"resume: .*training\.early_stopping_patience: 2 -> 9; training\.max_steps: "
+                                          r"80 -> 42\. .*resume\.allow_changes=true"):
+        _run(tmp_path, changed)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-40", "checkpoint-44"]
+    resumed = _run(tmp_path, [*changed, "resume.allow_changes=true"]).summary
     assert resumed["resumed_from"].endswith("checkpoint-40") and resumed["metrics"]["steps"] == 42
+    assert resumed["resumed_with_changes"] == ["training.early_stopping_patience: 2 -> 9",
+                                               "training.max_steps: 80 -> 42"]
     # checkpoint-44 came from the abandoned continuation: gone, so that resume=auto cannot take it later
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-40", "checkpoint-42"]
 
@@ -188,10 +196,10 @@ def test_resume_never_and_resume_path(tmp_path: Path, baseline: Path, monkeypatc
     other = tmp_path.parent / f"{tmp_path.name}-elsewhere"
 
     (other / "broken").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="resume: .*not a complete checkpoint: no checkpoint_manifest.json"):
-        _run(other, [f"resume={other / 'broken'}"])
-    with pytest.raises(ConfigError, match="resume: .*is not a directory"):
-        _run(other, ["resume=nowhere/checkpoint-3"])
+    with pytest.raises(ConfigError, match="resume.checkpoint: .*not a complete checkpoint: no checkpoint_manifest"):
+        _run(other, [f"resume.checkpoint={other / 'broken'}"])
+    with pytest.raises(ConfigError, match="resume.checkpoint: .*is not a directory"):
+        _run(other, ["resume.checkpoint=nowhere/checkpoint-3"])
 
 
 def test_checkpoint_completeness_rules(tmp_path: Path):
@@ -307,3 +315,37 @@ def test_a_signal_while_the_model_loads_stops_before_the_first_step_and_the_next
     _print_summary(summary)  # the CLI's lines for it (no step, no checkpoint) do not fail
     again = _run(tmp_path, ["training.max_steps=3"]).summary
     assert again["status"] == "completed" and again["metrics"]["steps"] == 3 and again["resumed_from"] is None
+
+
+def test_a_resume_is_compared_with_the_training_settings_its_checkpoint_recorded(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch):
+    from gatetune.errors import ConfigError
+    from gatetune.resume_check import check_resume, training_record, write_record
+    from tests.conftest import chat, typed, write_jsonl
+
+    data = write_jsonl(tmp_path / "chats.jsonl", [chat(f"Q{i}?", f"A{i}.") for i in range(20)])
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "chats.jsonl").write_bytes(data.read_bytes())
+    checkpoint = tmp_path / "checkpoint-10"
+    checkpoint.mkdir()
+    write_record(checkpoint, training_record(typed([f"data.path={data}"])))
+
+    def changes(*overrides: str) -> list[str]:
+        return check_resume(checkpoint, training_record(typed([f"data.path={data}", *overrides])), True)
+
+    # Moved data with the same bytes, logging, gates, evaluation, export and SLURM settings do not alter training.
+    assert check_resume(checkpoint, training_record(typed([f"data.path={moved / 'chats.jsonl'}"])), False) == []
+    assert changes("logger=none", "checks=off", "export.merge=true", "slurm=local", "data.tokenize_processes=1") == []
+    assert changes("training.learning_rate=1e-3") == ["training.learning_rate: 0.0002 -> 0.001"]
+    assert changes("lora.rank=4") == ["lora.rank: null -> 4"]
+    assert {"recipe.adaptation", "recipe.name"} <= {c.split(":")[0] for c in changes("recipe=full")}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert changes() == ["processes: 1 -> 2"]  # the batch layout over the processes
+    monkeypatch.delenv("WORLD_SIZE")
+    with data.open("a") as f:
+        f.write('{"messages": [{"role": "user", "content": "new"}, {"role": "assistant", "content": "row"}]}\n')
+    with pytest.raises(ConfigError, match=r"^resume: .*data\.sha256: \"[0-9a-f]{10}.*Set them back, start over"):
+        check_resume(checkpoint, training_record(typed([f"data.path={data}"])), False)
+    (checkpoint / "gatetune_training.json").unlink()  # a checkpoint of an earlier version: not compared
+    assert check_resume(checkpoint, training_record(typed([f"data.path={data}", "lora.rank=2"])), False) == []
