@@ -20,6 +20,7 @@ from typing import Any
 from gatetune.atomic_dirs import publish_directory, staging_path
 from gatetune.errors import ConfigError
 from gatetune.resume_check import write_record
+from gatetune.signals import any_process_signalled
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,19 @@ class AtomicCheckpointMixin:
             shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
         self.accelerator.wait_for_everyone()
 
-        self.store_flos()
-        self.save_model(str(staging), _internal_call=True)
-        if not self.args.save_only_model:
-            self._save_optimizer_and_scheduler(str(staging))
-            self._save_scaler(str(staging))
-            self._save_rng_state(str(staging))  # every process writes its own
+        failure = None
+        try:
+            self.store_flos()
+            self.save_model(str(staging), _internal_call=True)
+            if not self.args.save_only_model:
+                self._save_optimizer_and_scheduler(str(staging))
+                self._save_scaler(str(staging))
+                self._save_rng_state(str(staging))  # every process writes its own
+        except Exception as exc:  # a full disk, a quota, a read-only filesystem (OSError, or the writer's own error)
+            failure = exc
+        # Every process learns whether any failed (one all-reduce), so all discard the save together.
+        if any_process_signalled(failure is not None, self.args.device):
+            self._discard_failed_save(staging, final, failure)
         self.accelerator.wait_for_everyone()  # every process's files are in staging
 
         if self.state.best_global_step:
@@ -168,3 +176,18 @@ class AtomicCheckpointMixin:
             rotate_checkpoints(output_dir=str(root), save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
+
+    def _discard_failed_save(self: Any, staging: Path, final: Path, failure: Exception | None) -> None:
+        if self.args.should_save:
+            shutil.rmtree(staging, ignore_errors=True)
+        previous = latest_complete(final.parent.parent) if final.parent.name == "checkpoints" else None
+        cause = (failure.strerror if isinstance(failure, OSError) and failure.strerror else str(failure)) \
+            if failure is not None else "another process could not write its part"
+        raise CheckpointWriteError(
+            f"{final.name} could not be written ({cause}): the partial checkpoint is discarded and "
+            + (f"{previous.name} stays the resume point" if previous else "there is no earlier checkpoint to resume "
+               "from") + "; free space (or fix the filesystem) and run the same command to resume") from failure
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the partial one was removed and the previous one stays the resume point."""

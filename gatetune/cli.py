@@ -71,6 +71,8 @@ def _hydra_main(cfg: DictConfig) -> None:
     global _task_started
     _task_started = True
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    from gatetune.checkpoints import CheckpointWriteError
+
     try:
         from gatetune.run import run
 
@@ -78,12 +80,19 @@ def _hydra_main(cfg: DictConfig) -> None:
     except USER_ERRORS as exc:
         log.error("error: %s", exc)
         sys.exit(EXIT_USER_ERROR)
-    except Exception:
-        log.exception("the run failed")
+    except Exception as exc:
         from data_checks import write_json_atomic
 
-        write_json_atomic(run_dir / "summary.json", {"status": "failed", "recipe": cfg.recipe.name,
-                                                     "model": cfg.model.name, "run_dir": str(run_dir)})
+        if isinstance(exc, CheckpointWriteError):  # said in full: no traceback
+            log.error("error: %s", exc)
+        else:
+            log.exception("the run failed")
+        try:
+            write_json_atomic(run_dir / "summary.json", {"status": "failed", "recipe": cfg.recipe.name,
+                                                         "model": cfg.model.name, "run_dir": str(run_dir),
+                                                         "error": str(exc)})
+        except OSError as write_error:  # the disk that failed the checkpoint, say
+            log.error("summary.json could not be written either: %s", write_error)
         sys.exit(1)
     from gatetune.run import is_main_process
 

@@ -349,3 +349,51 @@ def test_a_resume_is_compared_with_the_training_settings_its_checkpoint_recorded
         check_resume(checkpoint, training_record(typed([f"data.path={data}"])), False)
     (checkpoint / "gatetune_training.json").unlink()  # a checkpoint of an earlier version: not compared
     assert check_resume(checkpoint, training_record(typed([f"data.path={data}", "lora.rank=2"])), False) == []
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path):  # noqa: ANN201
+    """A 64 MB tmpfs mounted for the test (root only), unmounted after it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and mount (a small tmpfs to fill)")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_as_the_resume_point(
+        small_disk: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    from transformers import TrainerCallback
+
+    import gatetune.trainer
+    from gatetune.checkpoints import CheckpointWriteError, incomplete_reason
+
+    filler = small_disk / "filler"
+
+    class FillDiskAfterFirstSave(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+            if state.global_step == 10:
+                free = os.statvfs(small_disk)
+                with filler.open("wb") as f:  # leave 32 KB: less than the next checkpoint needs
+                    f.truncate(0)
+                    f.write(b"\0" * (free.f_bavail * free.f_frsize - 32 * 1024))
+
+    build = gatetune.trainer.build_trainer
+    monkeypatch.setattr(gatetune.trainer, "build_trainer",
+                        lambda *a, **k: (t := build(*a, **k), t.add_callback(FillDiskAfterFirstSave()))[0])
+    run_dir = small_disk / "run"
+    overrides = ["training.max_steps=25", "training.early_stopping_patience=9"]
+    with pytest.raises(CheckpointWriteError, match=r"checkpoint-20 could not be written \(.*No space left on device"
+                                                   r".*\): the partial checkpoint is discarded and checkpoint-10 "
+                                                   r"stays"):
+        _run(run_dir, overrides)
+    checkpoints = run_dir / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-10"]  # no staging leftover
+    assert incomplete_reason(checkpoints / "checkpoint-10") is None
+    monkeypatch.undo()
+    filler.unlink()  # space again: the same command resumes from checkpoint-10 and finishes
+    summary = _run(run_dir, overrides).summary
+    assert summary["resumed_from"].endswith("checkpoint-10") and summary["metrics"]["steps"] == 25
