@@ -296,13 +296,16 @@ class ChatTemplate:
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """`tokenizer(text, add_special_tokens=False)["input_ids"]` for each text: a fast tokenizer's Rust backend
-        directly (what that call runs, when nothing is set to truncate, pad or split special tokens; one text at a
-        time, which for a conversation's few pieces beats a batch), else the tokenizer in one call."""
+        directly (what that call runs, when nothing is set to truncate, pad or split special tokens; without
+        offsets, which nothing here reads), else the tokenizer in one call."""
         tok = self.tokenizer
         backend = getattr(tok, "backend_tokenizer", None)
         if backend is None or getattr(tok, "split_special_tokens", True) or backend.encode_special_tokens \
                 or backend.truncation is not None or backend.padding is not None:
             return tok(texts, add_special_tokens=False)["input_ids"]
+        fast = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.20: the same ids, no offsets
+        if fast is not None:
+            return [e.ids for e in fast(texts, add_special_tokens=False)]
         return [backend.encode(text, add_special_tokens=False).ids for text in texts]
 
     def _tokenize_chain(self, chain: list[_Turn]) -> EncodedExample | None:

@@ -2,6 +2,7 @@
 loop into lists of lists.
 
     python scripts/bench_tokenize.py [--records 1000000] [--baseline-records 1000000] [--processes 2]
+                                     [--modes previous,arrow,cached]
 
 Records are synthetic chats (seeded): a system prompt on a third of them, one to three user/assistant
 exchanges, answers of log-normal length (median about 60 words). They are rendered with the tiny model's chat
@@ -103,14 +104,17 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--baseline-records", type=int, default=None, help="records for `previous` (default: same)")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--modes", default="previous,arrow,cached", help="which paths to measure (previous first)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(measure(args.child, args.records, args.processes)))
         return 0
     results = {}
-    for mode, n in (("previous", args.baseline_records or args.records), ("arrow", args.records),
-                    ("cached", args.records)):
+    modes = args.modes.split(",")
+    if modes[0] != "previous":
+        parser.error("--modes starts with previous: the ratios are against it")
+    for mode, n in [(m, args.baseline_records or args.records if m == "previous" else args.records) for m in modes]:
         done = subprocess.run([sys.executable, __file__, "--child", mode, "--records", str(n), "--processes",
                                str(args.processes)], capture_output=True, text=True)
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
