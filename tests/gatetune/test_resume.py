@@ -397,3 +397,41 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint_as_the_re
     filler.unlink()  # space again: the same command resumes from checkpoint-10 and finishes
     summary = _run(run_dir, overrides).summary
     assert summary["resumed_from"].endswith("checkpoint-10") and summary["metrics"]["steps"] == 25
+
+
+# Two epochs of 9 steps (144 training records, 16 a step): a resume at the epoch boundary or one step past it
+# must start epoch 2 at the right batch, in the uninterrupted run's order; a skipped or repeated batch or epoch
+# changes the weights.
+EPOCHS = ["logger=none", "data.max_examples=160", "data.eval_fraction=0.1", "training.epochs=2",
+          "training.eval_every_steps=9", "training.early_stopping_patience=9"]
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    from gatetune.run import run
+
+    run_dir = tmp_path_factory.mktemp("two-epochs")
+    summary = run(compose(EPOCHS), run_dir).summary
+    assert summary["status"] == "completed" and summary["metrics"]["steps"] == 18
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", [9, 10], ids=["at-the-epoch-boundary", "one-step-into-epoch-2"])
+def test_a_resume_across_the_epoch_boundary_trains_each_epoch_once_in_order(step: int, two_epochs: Path,
+                                                                              tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    from gatetune.run import run
+
+    with monkeypatch.context() as patch:
+        SignalAtStep(step - 1, signal.SIGUSR1).install(patch)  # seen at the end of the next step
+        stopped = run(compose(EPOCHS), tmp_path).summary
+    assert (stopped["status"], stopped["preempted_at_step"]) == ("preempted", step)
+    resumed = run(compose(EPOCHS), tmp_path).summary
+    assert resumed["status"] == "completed" and resumed["metrics"]["steps"] == 18
+    want = json.loads((two_epochs / "summary.json").read_text())["metrics"]["eval_history"]
+    assert [e["step"] for e in resumed["metrics"]["eval_history"]] == [e["step"] for e in want] == [0, 9, 18]
+    assert max(abs(a["eval_loss"] - b["eval_loss"]) for a, b in
+               zip(resumed["metrics"]["eval_history"], want, strict=True)) < 1e-6
+    weights, reference = _adapter(tmp_path), _adapter(two_epochs)
+    assert max((weights[k] - reference[k]).abs().max().item() for k in weights) < 1e-6
