@@ -8,9 +8,9 @@ setup:
 demo: setup  ## LoRA SFT of the embedded tiny model on the bundled sample, on CPU (~30 s)
 	$(PYTHON) train.py
 
-test: setup slurm-local  ## ruff, the whole test suite, then the data_checks tests where torch is not installed
+test: setup slurm-local  ## ruff, the whole test suite (2 xdist workers, a file each), then the data_checks tests without torch
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup
 	PYTHON=$(PYTHON) bash scripts/test_without_torch.sh
 
 test-fast:  ## what to run on every change: ruff and every test not marked slow, on 2 xdist workers (~1 minute)

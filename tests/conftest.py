@@ -19,11 +19,26 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 os.environ.setdefault("GATETUNE_CACHE", tempfile.mkdtemp(prefix="gatetune-test-cache-"))
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("DATA_CHECKS_NO_PROGRESS", "1")
+# Under pytest-xdist (`make test` and `make test-fast` run two workers) each worker keeps to one thread, and so do
+# the processes it starts: two workers of two threads each would oversubscribe two cores, and torch on CPU slows
+# down many times over when they do.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+# The whole suite (`make test`: `--dist loadgroup`) runs each test file on one worker, so a module's fixtures (a
+# baseline run, an export) are built once; files that use one outside service share a group and run one at a
+# time: the SLURM cluster's two CPUs, and vLLM (its servers' memory). `make test-fast` spreads single tests.
+XDIST_GROUPS = {"test_slurm": "slurm", "test_serving": "vllm", "test_vllm_backend": "vllm", "test_judge": "vllm",
+                "test_vllm_loader": "vllm"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`@pytest.mark.gpu` tests need CUDA: skipped, with the reason, where there is none. torch is imported only
-    when a GPU test was collected, so the data_checks tests run where torch is not installed."""
+    when a GPU test was collected, so the data_checks tests run where torch is not installed. Tests of one
+    file, or of one outside service, share an xdist group (XDIST_GROUPS)."""
+    for item in items:
+        module = item.module.__name__ if item.module else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(module.rsplit(".", 1)[-1], module)))
     gpu_tests = [item for item in items if "gpu" in item.keywords]
     if not gpu_tests:
         return
