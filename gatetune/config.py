@@ -20,6 +20,7 @@ from data_checks.config import ChecksConfig
 from gatetune.errors import ConfigError
 from gatetune.evaluation.config import EvalConfig, eval_problems
 from gatetune.objectives import Objective, ObjectiveSpec, objective_spec
+from gatetune.resume_check import ResumeConfig
 from gatetune.templates import read_chat_template
 
 
@@ -219,15 +220,6 @@ class SlurmConfig:
     setup: list[str] = field(default_factory=list)  # shell lines run first: module load, source venv/bin/activate
     env: dict[str, str] = field(default_factory=dict)  # exported in the job: NCCL_SOCKET_IFNAME, NCCL_DEBUG, ...
     python: Optional[str] = None  # the interpreter on the nodes; default: the one running submit.py
-
-
-@dataclass
-class ResumeConfig:
-    """Where a run continues from (`resume=auto|never`, or `resume.checkpoint=PATH`) and whether it may continue
-    under settings that alter training (gatetune/resume_check.py)."""
-
-    checkpoint: str = "auto"  # auto: the run directory's latest complete checkpoint; never; or a checkpoint path
-    allow_changes: bool = False  # resume although the learning rate, batch layout, data, model, ... changed
 
 
 @dataclass

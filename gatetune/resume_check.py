@@ -14,12 +14,24 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gatetune.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResumeConfig:
+    """The `resume` node of the config: where a run continues from (`resume=auto|never`, or
+    `resume.checkpoint=PATH`) and whether it may continue under settings that alter training."""
+
+    checkpoint: str = "auto"  # auto: the run directory's latest complete checkpoint; never; or a checkpoint path
+    allow_changes: bool = False  # resume although the learning rate, batch layout, data, model, ... changed
+
+
 TRAINING_RECORD = "gatetune_training.json"
 # Config nodes and keys that do not change what a step computes.
 UNRELATED = {"logger", "checks", "eval", "export", "slurm", "resume"}
