@@ -18,7 +18,6 @@ when no template gate judges the data) or is left out of the rows with its verdi
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
@@ -177,10 +176,6 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
     try:
         if processes > 1:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers are the parallelism
-            # The records stay in the parent's memory, shared with the forked workers: frozen out of the garbage
-            # collector, whose passes over them in every worker would copy their pages and cost time per pass.
-            gc.collect()
-            gc.freeze()
             pool = multiprocessing.get_context("fork").Pool(processes)
             results = pool.imap(_tokenize_chunk, spans)
         else:
@@ -204,7 +199,6 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
         _JOB.clear()
         if pool is not None:
             pool.terminate()
-            gc.unfreeze()
     totals["template_notes"] = dict(notes)
     return totals
 
