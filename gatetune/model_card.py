@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from importlib import metadata
@@ -13,15 +14,22 @@ LIBRARIES = ("gatetune", "torch", "transformers", "peft", "trl", "accelerate", "
 
 
 def sha256_of(path: str) -> str | None:
-    """SHA-256 of a local file (or of a folder's files in name order); None for a hub dataset."""
+    """SHA-256 of a local file (or of a folder's files in name order); None for a hub dataset. Computed once per
+    content state (the files' paths, sizes and modification times): a run asks at its start (the resume record)
+    and at export (the model card)."""
     source = Path(path)
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file()) \
         if source.is_dir() else []
     if not files:
         return None
+    return _digest(tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for file in files:
-        with file.open("rb") as f:
+    for name, _, _ in files:
+        with Path(name).open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()

@@ -27,8 +27,8 @@ def pending() -> int | None:
 def _record(signum: int, frame: Any) -> None:
     # Runs between two bytecodes of the main thread: record and return, no logging (it takes locks).
     _received.append(signum)
-    os.write(2, f"[gatetune] got {signal.Signals(signum).name} before training: stopping once the step under way "
-                "ends\n".encode())
+    os.write(2, f"[gatetune] got {signal.Signals(signum).name} before training started: stopping before it "
+                "does\n".encode())
 
 
 class EarlySignals:

@@ -227,7 +227,7 @@ def tokenized_split(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: 
         if not (strict and stats["template_rejected"]):
             log.info("%s: tokenised rows from the cache (%s)", name, entry)
             return Dataset.from_file(str(entry / "rows.arrow")), stats, RecordVerdicts(entry / "verdicts.arrow")
-        return _raise_first_rejected(data, RecordVerdicts(entry / "verdicts.arrow"))
+        # A lenient entry holds rejected records, which strictly are an error: tokenising again raises it.
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}.", dir=entry.parent))
     try:
@@ -241,11 +241,3 @@ def tokenized_split(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: 
         shutil.rmtree(staging, ignore_errors=True)
     return Dataset.from_file(str(entry / "rows.arrow")), stats, RecordVerdicts(entry / "verdicts.arrow")
 
-
-def _raise_first_rejected(data: LoadedData, verdicts: RecordVerdicts) -> Any:
-    """A cached lenient tokenisation read strictly: the first record the template rejected is the error."""
-    for index in range(len(verdicts)):
-        verdict = verdicts[index]
-        if verdict is not None and verdict.problem is not None and verdict.problem.startswith("chat template: "):
-            raise DataError(data.path, data.lines[index], verdict.problem.removeprefix("chat template: "))
-    raise AssertionError("template_rejected counted a record no verdict names")
