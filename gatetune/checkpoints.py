@@ -1,10 +1,12 @@
 """Checkpoints that are either complete or ignored, and the choice of which one a run resumes from.
 
 A checkpoint is written into a hidden staging directory (`.tmp-checkpoint-N`) by every process,
-then the main process records each file and its size in `checkpoint_manifest.json` and renames the
-directory to `checkpoint-N`. A checkpoint is complete when its manifest is there and every file it
-lists has the recorded size; anything else (a crash mid-save, a file truncated or deleted by hand)
-is skipped with a warning. The run directory must be on a filesystem every node sees (as on SLURM).
+then the main process records each file with its size and CRC32 in `checkpoint_manifest.json` and renames
+the directory to `checkpoint-N`. A checkpoint is complete when its manifest is there and every file it
+lists has the recorded size and checksum; anything else (a crash mid-save, a file truncated, deleted or
+overwritten by hand, a bad disk block) is skipped with a warning and the one before it is used. Checking the
+checksums reads the checkpoint once per process (CRC32 runs at about 2.8 GB/s a thread);
+`resume.verify=sizes` checks sizes only. The run directory must be on a filesystem every node sees (as on SLURM).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import os
 import re
 import shutil
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "checkpoint_manifest.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 RESUME_AUTO, RESUME_NEVER = "auto", "never"
+VERIFY_CHECKSUMS, VERIFY_SIZES = "checksums", "sizes"
+_CHUNK = 8 << 20
 
 
 def checkpoints_dir(run_dir: Path) -> Path:
@@ -34,23 +40,39 @@ def checkpoints_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
 
 
+def crc32_of(path: Path) -> str:
+    """The CRC32 of a file's bytes, as 8 hex digits (zlib releases the GIL: files are checked in threads)."""
+    crc = 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+    return f"{crc:08x}"
+
+
+def _crc32_all(directory: Path, names: list[str]) -> dict[str, str]:
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return dict(zip(names, pool.map(lambda name: crc32_of(directory / name), names), strict=True))
+
+
 def write_manifest(directory: Path, step: int) -> None:
-    """Record every file under `directory` with its size; written last, atomically."""
+    """Record every file under `directory` with its size and CRC32; written last, atomically."""
     files = {str(p.relative_to(directory)): p.stat().st_size
              for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST}
     tmp = directory / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps({"step": step, "files": files}, indent=1))
+    tmp.write_text(json.dumps({"step": step, "files": files, "crc32": _crc32_all(directory, list(files))}, indent=1))
     os.replace(tmp, directory / MANIFEST)
 
 
-def incomplete_reason(directory: Path) -> str | None:
-    """Why `directory` is not a checkpoint to resume from, or None when it is complete."""
+def incomplete_reason(directory: Path, verify: str = VERIFY_CHECKSUMS) -> str | None:
+    """Why `directory` is not a checkpoint to resume from, or None when it is complete: every file of its manifest
+    is there with its size, and (verify=checksums, for manifests that record them) its CRC32."""
     manifest = directory / MANIFEST
     if not manifest.is_file():
         return f"no {MANIFEST} (the save did not finish)"
     try:
-        files = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError) as exc:
+        recorded = json.loads(manifest.read_text())
+        files, checksums = recorded["files"], recorded.get("crc32")
+    except (ValueError, KeyError, TypeError) as exc:
         return f"unreadable {MANIFEST}: {exc}"
     if "trainer_state.json" not in files:
         return "no trainer_state.json"
@@ -60,6 +82,11 @@ def incomplete_reason(directory: Path) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, {size} were written"
+    if verify == VERIFY_CHECKSUMS and checksums:
+        found = _crc32_all(directory, list(checksums))
+        for name, crc in checksums.items():
+            if found[name] != crc:
+                return f"{name} is corrupted (CRC32 {found[name]}, {crc} was written)"
     return None
 
 
@@ -79,30 +106,30 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
-def latest_complete(run_dir: Path) -> Path | None:
+def latest_complete(run_dir: Path, verify: str = VERIFY_CHECKSUMS) -> Path | None:
     """The complete checkpoint with the highest step; incomplete ones on the way are logged and skipped."""
     for directory in reversed(list_checkpoints(run_dir)):
-        reason = incomplete_reason(directory)
+        reason = incomplete_reason(directory, verify)
         if reason is None:
             return directory
         log.warning("skipping incomplete checkpoint %s: %s", directory, reason)
     return None
 
 
-def resume_checkpoint(resume: str, run_dir: Path) -> Path | None:
+def resume_checkpoint(resume: str, run_dir: Path, verify: str = VERIFY_CHECKSUMS) -> Path | None:
     """The checkpoint `resume` (auto | never | PATH) asks for, or None to start from scratch. Nothing is changed
     on disk: `discard_after` does that once the run is known to go ahead."""
     if resume == RESUME_NEVER:
         return None
     if resume == RESUME_AUTO:
-        checkpoint = latest_complete(run_dir)
+        checkpoint = latest_complete(run_dir, verify)
         if checkpoint is not None:
             log.info("resuming from %s (resume=auto: the latest complete checkpoint of this run)", checkpoint)
         return checkpoint
     checkpoint = Path(resume)
     if not checkpoint.is_dir():
         raise ConfigError("resume.checkpoint", f"{resume!r} is not a directory (use auto, never or a checkpoint path)")
-    reason = incomplete_reason(checkpoint)
+    reason = incomplete_reason(checkpoint, verify)
     if reason is not None:
         raise ConfigError("resume.checkpoint", f"{checkpoint} is not a complete checkpoint: {reason}")
     log.info("resuming from %s (resume.checkpoint=PATH)", checkpoint)
@@ -180,7 +207,7 @@ class AtomicCheckpointMixin:
     def _discard_failed_save(self: Any, staging: Path, final: Path, failure: Exception | None) -> None:
         if self.args.should_save:
             shutil.rmtree(staging, ignore_errors=True)
-        previous = latest_complete(final.parent.parent) if final.parent.name == "checkpoints" else None
+        previous = latest_complete(final.parent.parent, VERIFY_SIZES) if final.parent.name == "checkpoints" else None
         cause = (failure.strerror if isinstance(failure, OSError) and failure.strerror else str(failure)) \
             if failure is not None else "another process could not write its part"
         raise CheckpointWriteError(

@@ -15,12 +15,20 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from gatetune.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+class Verify(str, Enum):
+    """How a checkpoint is checked before a run resumes from it."""
+
+    checksums = "checksums"  # every file's size and CRC32: reads the checkpoint once per process
+    sizes = "sizes"  # sizes only: catches a save that did not finish, not a file overwritten in place
 
 
 @dataclass
@@ -30,6 +38,7 @@ class ResumeConfig:
 
     checkpoint: str = "auto"  # auto: the run directory's latest complete checkpoint; never; or a checkpoint path
     allow_changes: bool = False  # resume although the learning rate, batch layout, data, model, ... changed
+    verify: Verify = Verify.checksums
 
 
 TRAINING_RECORD = "gatetune_training.json"

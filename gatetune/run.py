@@ -171,7 +171,8 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     train_rows, eval_rows, info = rows.train, rows.eval, rows.info
     if pending() is not None and single_process():  # no other rank waits for this one: stop before the model
-        return _stopped_before_training(summary, run_dir, resume_checkpoint(config.resume.checkpoint, run_dir))
+        resume_from = resume_checkpoint(config.resume.checkpoint, run_dir, config.resume.verify.value)
+        return _stopped_before_training(summary, run_dir, resume_from)
     summary["data"] = {"format": splits.format, "eval_source": splits.eval_source,
                        "chat_template_kwargs": chat.kwargs, **prepared, **info,
                        "train_examples": len(train_rows), "eval_examples": len(eval_rows)}
@@ -185,7 +186,7 @@ def _run(cfg: DictConfig | TrainConfig, run_dir: Path) -> RunResult:
 
     configure_logger(config.logger, run_dir)
     record = training_record(config)
-    checkpoint = resume_checkpoint(config.resume.checkpoint, run_dir)
+    checkpoint = resume_checkpoint(config.resume.checkpoint, run_dir, config.resume.verify.value)
     if checkpoint is not None:  # refused here, before the model loads, when the training settings changed
         summary["resumed_with_changes"] = check_resume(checkpoint, record, config.resume.allow_changes) or None
     if is_main_process():

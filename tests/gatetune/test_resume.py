@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -117,18 +118,32 @@ def test_signal_checkpoints_and_resume_matches_uninterrupted(tmp_path: Path, bas
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
 
 
+def _truncate(path: Path) -> str:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return "adapter_model.safetensors has"
+
+
+def _flip_a_byte(path: Path) -> str:
+    """The same size, one byte changed in the tensor data: a bad disk block, or a file overwritten in place."""
+    data = bytearray(path.read_bytes())
+    data[len(data) - 10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return "adapter_model.safetensors is corrupted (CRC32"
+
+
 @pytest.mark.slow
-def test_truncated_checkpoint_is_skipped_for_the_previous_complete_one(tmp_path: Path, baseline: Path,
+@pytest.mark.parametrize("damage", [_truncate, _flip_a_byte], ids=["truncated", "overwritten"])
+def test_a_damaged_checkpoint_is_skipped_for_the_previous_complete_one(tmp_path: Path, baseline: Path,
                                                                        monkeypatch: pytest.MonkeyPatch,
-                                                                       caplog: pytest.LogCaptureFixture):
+                                                                       caplog: pytest.LogCaptureFixture,
+                                                                       damage: Callable[[Path], str]):
     summary = _preempt(tmp_path, monkeypatch, signal.SIGTERM)
     assert summary["signal"] == "SIGTERM"
-    weights = Path(summary["checkpoint"]) / "adapter_model.safetensors"
-    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated by hand
+    reason = damage(Path(summary["checkpoint"]) / "adapter_model.safetensors")
 
     with caplog.at_level(logging.WARNING, logger="gatetune.checkpoints"):
         resumed = _run(tmp_path).summary
-    assert "skipping incomplete checkpoint" in caplog.text and "adapter_model.safetensors has" in caplog.text
+    assert "skipping incomplete checkpoint" in caplog.text and reason in caplog.text
     assert resumed["resumed_from"] == str(tmp_path / "checkpoints" / "checkpoint-40")
     _assert_same_result(tmp_path, baseline)
 
@@ -226,6 +241,13 @@ def test_checkpoint_completeness_rules(tmp_path: Path):
     assert latest_complete(tmp_path) is None
     (tmp_path / "checkpoints" / "checkpoint-20").mkdir()  # e.g. copied in by hand, without its manifest
     assert incomplete_reason(tmp_path / "checkpoints" / "checkpoint-20").startswith("no checkpoint_manifest.json")
+    (first / "model.safetensors").write_bytes(b"y" * 100)  # the same size, other bytes
+    assert incomplete_reason(first) == "model.safetensors is corrupted (CRC32 27deaa1a, 5e0e5d8f was written)"
+    assert incomplete_reason(first, "sizes") is None  # resume.verify=sizes does not read the files
+    manifest = json.loads((first / "checkpoint_manifest.json").read_text())
+    del manifest["crc32"]  # a manifest written before checksums were recorded: sizes decide
+    (first / "checkpoint_manifest.json").write_text(json.dumps(manifest))
+    assert incomplete_reason(first) is None
     again = checkpoint(10)  # saving a step again replaces the old directory whole
     assert incomplete_reason(again) is None and latest_complete(tmp_path) == tmp_path / "checkpoints" / "checkpoint-10"
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint-10", "checkpoint-20",
