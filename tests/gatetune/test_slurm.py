@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,75 +16,24 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.slurm_jobs import ONE_NODE, SUBMIT, adapter_weights, max_difference
 
-SUBMIT = [sys.executable, str(ROOT / "scripts" / "submit.py")]
 # As in test_resume: early stopping ends the run at step 50; checkpoints every 10 steps.
 RUN = ["slurm=local", "logger=none", "training.max_steps=80", "training.eval_every_steps=10",
        "training.early_stopping_patience=2", "training.early_stopping_threshold=0.5"]
 
-
-def _local_cluster_problem() -> str | None:
-    if shutil.which("sinfo") is None:
-        return "sinfo not found: apt-get install slurm-wlm munge, then bash scripts/start_local_slurm.sh"
-    try:
-        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20)
-    except subprocess.TimeoutExpired:
-        return "no SLURM controller answers (bash scripts/start_local_slurm.sh starts one)"
-    if config.returncode != 0:
-        return "no SLURM controller answers (bash scripts/start_local_slurm.sh starts one)"
-    if "ClusterName             = local" not in config.stdout and "ClusterName = local" not in config.stdout:
-        return "this SLURM is not the local test cluster of scripts/start_local_slurm.sh; not submitting to it"
-    return None
-
-
-needs_slurm = pytest.mark.skipif(_local_cluster_problem() is not None, reason=str(_local_cluster_problem()))
+needs_slurm = pytest.mark.skipif(ONE_NODE.problem() is not None, reason=str(ONE_NODE.problem()))
 
 
 def submit(run_dir: Path, *overrides: str) -> dict[str, str]:
-    result = subprocess.run([*SUBMIT, *RUN, f"hydra.run.dir={run_dir}", *overrides], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
-    assert set(lines) == {"job", "log", "run_dir"}, result.stdout
-    return lines
-
-
-def job_info(job: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True).stdout
-    return dict(field.split("=", 1) for field in out.split() if "=" in field)
-
-
-def wait_for_end(job: str, timeout: float = 420) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = job_info(job)
-        if info.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"):
-            return info
-        time.sleep(1)
-    subprocess.run(["scancel", job])
-    raise AssertionError(f"job {job} did not end within {timeout} s: {job_info(job)}")
-
-
-def wait_for(path: Path, job: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        state = job_info(job).get("JobState")
-        assert state in ("PENDING", "RUNNING", "CONFIGURING"), f"job {job} is {state} before {path} appeared"
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.05)
-
-
-def _adapter(run_dir: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    return ONE_NODE.submit(run_dir, *RUN, *overrides)
 
 
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, dict, str]:
     run_dir = tmp_path_factory.mktemp("slurm-uninterrupted")
     printed = submit(run_dir)
-    info = wait_for_end(printed["job"])
+    info = ONE_NODE.wait_for_end(printed["job"])
     return run_dir, info, printed["log"]
 
 
@@ -111,9 +59,9 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path: Pat
                                                                    finished_job: tuple[Path, dict, str]):
     baseline, _, _ = finished_job
     job = submit(tmp_path)["job"]
-    wait_for(tmp_path / "checkpoints" / "checkpoint-10", job)
+    ONE_NODE.wait_for(tmp_path / "checkpoints" / "checkpoint-10", job)
     subprocess.run(["scancel", "--batch", "--signal=USR1", job], check=True)
-    info = wait_for_end(job)
+    info = ONE_NODE.wait_for_end(job)
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
 
     log = (tmp_path / f"slurm-{job}.out").read_text()
@@ -125,19 +73,18 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path: Pat
     want = json.loads((baseline / "summary.json").read_text())
     assert [e["eval_loss"] for e in summary["metrics"]["eval_history"]] == pytest.approx(
         [e["eval_loss"] for e in want["metrics"]["eval_history"]], abs=1e-6)
-    weights, reference = _adapter(tmp_path), _adapter(baseline)
-    assert max((weights[k] - reference[k]).abs().max().item() for k in reference) < 1e-6
+    assert max_difference(adapter_weights(tmp_path), adapter_weights(baseline)) < 1e-6
 
 
 @needs_slurm
 @pytest.mark.slow
 def test_scancel_checkpoints_and_ends_without_requeue(tmp_path: Path, tiny_model_dir: Path):
     job = submit(tmp_path)["job"]
-    wait_for(tmp_path / "checkpoints" / "checkpoint-10", job)
+    ONE_NODE.wait_for(tmp_path / "checkpoints" / "checkpoint-10", job)
     subprocess.run(["scancel", job], check=True)
-    info = wait_for_end(job)
+    info = ONE_NODE.wait_for_end(job)
     time.sleep(3)  # a requeue would show up as PENDING again
-    info = job_info(job)
+    info = ONE_NODE.job_info(job)
     assert info["JobState"] == "CANCELLED" and info["Restarts"] == "0", info
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["signal"] == "SIGTERM"
@@ -159,7 +106,7 @@ def test_data_checks_job_reports_and_exits_with_the_gate_status(tmp_path: Path):
                                 cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHON": sys.executable})
         assert result.returncode == 0, result.stderr
         jobs[name] = result.stdout.strip()
-    good_info, bad_info = wait_for_end(jobs["good"], 180), wait_for_end(jobs["bad"], 180)
+    good_info, bad_info = ONE_NODE.wait_for_end(jobs["good"], 180), ONE_NODE.wait_for_end(jobs["bad"], 180)
     assert good_info["JobState"] == "COMPLETED" and good_info["ExitCode"] == "0:0", good_info
     assert bad_info["JobState"] == "FAILED" and bad_info["ExitCode"] == "1:0", bad_info
     assert json.loads((tmp_path / "good.json").read_text())["passed"] is True
