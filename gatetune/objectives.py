@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from gatetune.batching import batch_layout
+from gatetune.batching import batch_layout, launched_world_size, steps_between_generations
 from gatetune.errors import ConfigError
 
 if TYPE_CHECKING:  # the schema imports this module: its types only for the annotations
@@ -117,6 +117,14 @@ def _grpo_check(config: TrainConfig) -> None:
     if per_device % g.num_generations:  # TRL groups each prompt's generations inside one device batch
         raise ConfigError("grpo.num_generations", f"{g.num_generations} does not divide the per-device batch "
                           f"({per_device}); change training.effective_batch_size or grpo.num_generations")
+    _, accumulation = batch_layout(config.training, launched_world_size())
+    steps = steps_between_generations(config.trl.get("steps_per_generation"), config.trl.get("num_iterations", 1),
+                                      accumulation)
+    if config.training.eval_every_steps % steps:  # a checkpoint there would lose the buffered completions
+        raise ConfigError("training.eval_every_steps", f"{config.training.eval_every_steps} is not a multiple of the "
+                          f"{steps} optimizer steps each GRPO generation batch lasts (trl.steps_per_generation x "
+                          f"trl.num_iterations micro-batches, {accumulation} per step): a checkpoint in between could "
+                          "not be resumed exactly")
 
 
 OBJECTIVES: dict[Objective, ObjectiveSpec] = {spec.objective: spec for spec in (

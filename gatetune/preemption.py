@@ -8,6 +8,11 @@ reached only some of them), the trainer saves a complete checkpoint and the trai
 run then writes `status: "preempted"` into summary.json and train.py exits with status 3
 (gatetune.cli.EXIT_PREEMPTED); run again
 with the same run directory and it resumes from that checkpoint.
+
+GRPO trains several steps on one generation batch when TRL's `steps_per_generation` (or `num_iterations`)
+spans more than one optimizer step; a checkpoint does not keep those buffered completions, so the stop waits
+for the end of the batch (`stop_every`, from gatetune.batching.steps_between_generations): the resumed run
+generates afresh exactly where the uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from gatetune.signals import SIGNALS, any_process_signalled, pending
 class PreemptionCallback(TrainerCallback):
     """Installs the SIGUSR1/SIGTERM handlers for the length of `trainer.train()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_every: int = 1) -> None:
+        self.stop_every = stop_every  # stop only at a global step that is a multiple of this
         self.received: int | None = None  # the signal number, once one arrived in this process
         self.preempted_at_step: int | None = None
         self._previous: dict[int, Any] = {}
@@ -53,7 +59,7 @@ class PreemptionCallback(TrainerCallback):
         self._previous.clear()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if not self._any_process_signalled(args):
+        if not self._any_process_signalled(args) or state.global_step % self.stop_every:
             return
         self.preempted_at_step = state.global_step
         control.should_save = True
@@ -63,3 +69,4 @@ class PreemptionCallback(TrainerCallback):
 
     def _any_process_signalled(self, args: Any) -> bool:
         return any_process_signalled(self.received is not None, args.device)
+

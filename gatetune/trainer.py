@@ -13,20 +13,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gatetune.batching import batch_layout
+from gatetune.batching import batch_layout, launched_world_size, steps_between_generations
 from gatetune.callbacks import RunMetricsCallback, early_stopping_callback
 from gatetune.checkpoints import AtomicCheckpointMixin, checkpoints_dir
 from gatetune.config import LoggerConfig, LoggerKind, Precision, TrainConfig, resolved_packing
+from gatetune.errors import ConfigError
 from gatetune.modeling import torch_dtype
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.packing import BinPackMixin, packing_args, prepare_model, token_budget
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def report_to(logger: LoggerConfig) -> list[str]:
@@ -56,7 +53,7 @@ def own_port_for_a_world_of_one() -> None:
     """A launcher may describe a world of one process (submitit does, with LOCAL_RANK set, which makes
     accelerate start a process group) on a port shared by every job of a sweep: two jobs on one node then
     fail with EADDRINUSE. One process has no peer to agree with, so it takes a free port of its own."""
-    if world_size() == 1 and "MASTER_PORT" in os.environ:
+    if launched_world_size() == 1 and "MASTER_PORT" in os.environ:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
 
 
@@ -66,8 +63,6 @@ def deepspeed_config(name: str | None) -> str | None:
         return None
     path = Path(name) if name.endswith(".json") else CONFIG_DIR / "deepspeed" / f"{name}.json"
     if not path.is_file():
-        from gatetune.errors import ConfigError
-
         available = ", ".join(sorted(p.stem for p in (CONFIG_DIR / "deepspeed").glob("*.json")))
         raise ConfigError("recipe.deepspeed", f"no DeepSpeed config {name!r} (available: {available}, or a path)")
     return str(path)
@@ -82,12 +77,13 @@ def common_args(config: TrainConfig, run_dir: Path, train_examples: int, resumin
     import torch
 
     t = config.training
-    per_device, accumulation = batch_layout(t, world_size())
+    per_device, accumulation = batch_layout(t, launched_world_size())
     dtype = torch_dtype(t.precision)
     spec = objective_spec(config.recipe.objective)
     if resolved_packing(config) != "bin_pack":  # bin_pack logs its own layout
         log.info("batch: %d per device x %d accumulation x %d processes = %d; %d steps per epoch", per_device,
-                 accumulation, world_size(), t.effective_batch_size, math.ceil(train_examples / t.effective_batch_size))
+                 accumulation, launched_world_size(), t.effective_batch_size,
+                 math.ceil(train_examples / t.effective_batch_size))
     args = {
         "output_dir": str(checkpoints_dir(run_dir)),
         "seed": config.seed,
@@ -151,7 +147,7 @@ def trl_arguments(config: TrainConfig, run_dir: Path, lengths: list[int], resumi
     mode's, then `trl:` (validated against the config class in `config.validate`) over all of them."""
     spec = objective_spec(config.recipe.objective)
     return {**common_args(config, run_dir, len(lengths), resuming), **spec.args(config),
-            **packing_args(config, lengths, world_size()), **config.trl}
+            **packing_args(config, lengths, launched_world_size()), **config.trl}
 
 
 def trl_classes(spec: ObjectiveSpec) -> tuple[Any, Any]:
@@ -176,11 +172,16 @@ def build_trainer(config: TrainConfig, model: Any, tokenizer: Any, train_rows: A
     mode = resolved_packing(config)
     prepare_model(model, mode)
     t = config.training
+    # GRPO: a preemption stops where no generated completions are buffered (checked against eval_every_steps in
+    # objectives._grpo_check, so the regular checkpoints fall there too).
+    generations = steps_between_generations(getattr(args, "steps_per_generation", None),
+                                            getattr(args, "num_iterations", 1), args.gradient_accumulation_steps) \
+        if hasattr(args, "steps_per_generation") else 1
     callbacks = [early_stopping_callback(t.early_stopping_patience, t.early_stopping_threshold),
-                 RunMetricsCallback(), PreemptionCallback()]
+                 RunMetricsCallback(), PreemptionCallback(stop_every=generations)]
     trainer = trainer_cls(model=model, args=args, train_dataset=as_dataset(train_rows),
                           eval_dataset=as_dataset(eval_rows), processing_class=tokenizer,
                           callbacks=callbacks, **(trainer_kwargs or {}))
     if mode == "bin_pack":
-        trainer.token_budget = token_budget(config, lengths, world_size())
+        trainer.token_budget = token_budget(config, lengths, launched_world_size())
     return trainer

@@ -132,6 +132,8 @@ def test_grpo_options_reach_trl():
     (["recipe=grpo", "grpo.rewards=[]"], "grpo.rewards"),
     (["recipe=grpo", "grpo.num_generations=3"], "grpo.num_generations"),
     (["recipe=grpo", "grpo.reward_weights=[1.0,2.0]"], "grpo.reward_weights"),
+    # completions for 4 micro-batches = 2 optimizer steps: a checkpoint at step 3 would lose those of step 4
+    (["recipe=grpo", "+trl.steps_per_generation=4", "training.eval_every_steps=3"], "training.eval_every_steps"),
     (["recipe=dpo", "dpo.beta=0"], "dpo.beta"),
     (["recipe=dpo", "data=sample"], "data.format"),
 ])

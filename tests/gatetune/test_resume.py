@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, compose
+from tests.preempting import SignalAtStep
 
 # Early stopping bites at step 50 of 80: evals every 10 steps; the improvement falls below 0.5 at step 40
 # (patience counter 1) and again at 50 (counter 2, stop). A signal at step 43 falls between the two, so a
@@ -42,34 +43,6 @@ def _assert_same_result(run_dir: Path, baseline: Path) -> None:
     weights, reference = _adapter(run_dir), _adapter(baseline)
     assert weights.keys() == reference.keys()
     assert max((weights[k] - reference[k]).abs().max().item() for k in weights) < 1e-6
-
-
-class SignalAtStep:
-    """Sends this process a real signal at the end of one optimizer step (what SLURM does, but on cue)."""
-
-    def __init__(self, step: int, signum: int) -> None:
-        from transformers import TrainerCallback
-
-        outer = self
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-                if state.global_step == outer.step:
-                    os.kill(os.getpid(), outer.signum)
-
-        self.step, self.signum, self.callback = step, signum, Callback()
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import gatetune.trainer
-
-        build = gatetune.trainer.build_trainer
-
-        def build_with_signal(*args, **kwargs):  # noqa: ANN002, ANN003
-            trainer = build(*args, **kwargs)
-            trainer.add_callback(self.callback)
-            return trainer
-
-        monkeypatch.setattr(gatetune.trainer, "build_trainer", build_with_signal)
 
 
 def _run(run_dir: Path, overrides: list[str] | None = None):  # noqa: ANN202
