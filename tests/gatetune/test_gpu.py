@@ -1,4 +1,5 @@
-"""What needs a GPU: bitsandbytes' 4-bit CUDA kernels, bf16 training, DeepSpeed over NCCL. Skipped without CUDA."""
+"""What needs a GPU: bitsandbytes' 4-bit CUDA kernels, bf16 training, DeepSpeed over NCCL (and its preemption and
+resume). Skipped without CUDA."""
 
 from __future__ import annotations
 
@@ -54,3 +55,19 @@ def test_full_zero3_on_one_gpu_over_nccl(tmp_path: Path, tiny_model_dir: Path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "completed" and (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_zero3_over_nccl_one_process_per_gpu_is_preempted_and_resumes_to_the_same_model(tmp_path: Path,
+                                                                                      tiny_model_dir: Path):
+    """Issue 17's GPU check: ZeRO-3 over NCCL, one process per GPU of this machine, SIGUSR1 after the first
+    checkpoint, then the same command resumes. fp32 so that the comparison is not bf16 rounding."""
+    import torch
+
+    from tests.preempting import zero3_preempted_and_resumed
+
+    processes = torch.cuda.device_count()
+    difference = zero3_preempted_and_resumed(tmp_path, {**os.environ, "DS_ACCELERATOR": "cuda"}, processes,
+                                             ("training.precision=fp32",))
+    print(f"ZeRO-3 over NCCL, {processes} GPU process(es): preempted and resumed, largest weight difference "
+          f"{difference:.2e}")
+    assert difference < 1e-5
