@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --tokenizer: render with this template instead of the tokenizer's (model.chat_template)")
     p.add_argument("--chat-template-kwargs", metavar="JSON", help="with --tokenizer: arguments for every rendering, "
                    "as data.chat_template_kwargs, e.g. '{\"enable_thinking\": false}'")
+    e = p.add_argument_group("distributed (the dedup and pii gates on a datatrove executor; docs/distributed_gates.md)")
+    e.add_argument("--engine", choices=("local", "slurm"),
+                   help="run the gates as pipeline stages: local (processes here) or slurm (job arrays)")
+    e.add_argument("--workdir", help="the stages' files; the same command again continues the run, skipping what "
+                   "finished")
+    e.add_argument("--workers", type=int, default=2, help="tasks at a time (default 2)")
+    e.add_argument("--tasks", type=int, help="input shards (default 4 per worker)")
+    e.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --engine slurm: partition, time, cpus_per_task, mem_per_cpu_gb, qos, account")
     g = p.add_argument_group("thresholds")
     g.add_argument("--max-template-violation-rate", type=float)
     g.add_argument("--dedup-threshold", type=float, help="Jaccard similarity of a near-duplicate (default 0.8)")
@@ -195,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.redact_pii and not args.write_clean:
         print("data-checks: error: --redact-pii needs --write-clean", file=sys.stderr)
         return 2
+    if args.engine or args.workdir:
+        from data_checks.distributed.command import distributed_main
+
+        try:
+            return distributed_main(args, _config(args))
+        except (DataError, UsageError) as exc:
+            print(f"data-checks: error: {exc}", file=sys.stderr)
+            return 2
     try:
         config = _config(args)
         tokenizer = _chat_template(args)

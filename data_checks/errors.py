@@ -12,3 +12,6 @@ class DataError(Exception):
         self.problem = problem
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple:  # pickled whole: a worker process's error reaches its parent as it was raised
+        return (type(self), (self.path, self.line, self.problem))

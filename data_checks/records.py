@@ -61,19 +61,26 @@ class SkippedLines:
             self.lines.append({"line": line, "problem": problem})
 
 
+def parse_jsonl_line(raw: bytes) -> tuple[Any, str | None]:
+    """One non-blank JSONL line: (the object, None), or (None, why it is not a record)."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {type(value).__name__}"
+    return value, None
+
+
 def _iter_jsonl(path: Path, skip_invalid: bool, skipped: SkippedLines | None) -> Iterator[tuple[int, dict[str, Any]]]:
     """One line at a time; with `skip_invalid`, unparseable lines go to `skipped` instead of stopping."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
-            try:
-                value = json.loads(raw.decode("utf-8"))
-                problem = None if isinstance(value, dict) else f"expected a JSON object, got {type(value).__name__}"
-            except UnicodeDecodeError as exc:
-                problem = f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)"
-            except json.JSONDecodeError as exc:
-                problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
+            value, problem = parse_jsonl_line(raw)
             if problem is not None:
                 if not skip_invalid:
                     raise DataError(str(path), number, problem)

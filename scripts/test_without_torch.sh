@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/pip" install --disable-pip-version-check --quiet \
         "numpy>=1.26" "datasketch>=1.6" "presidio-analyzer>=2.2.366,<3" "tldextract>=5" "omegaconf>=2.3" \
         "tqdm>=4.66" "matplotlib>=3.8" "pyarrow>=15" "datasets>=4.0" "tokenizers>=0.22" "transformers>=5.0,<6" \
-        "jinja2>=3.1" "pytest>=8" "scikit-learn>=1.4" "statsmodels>=0.14"
+        "jinja2>=3.1" "pytest>=8" "scikit-learn>=1.4" "statsmodels>=0.14" "datatrove>=0.10,<0.11"
 fi
 if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     echo "test-without-torch: torch is importable in $VENV; remove it ($VENV/bin/pip uninstall torch)" >&2

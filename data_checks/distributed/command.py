@@ -1,0 +1,82 @@
+"""`data-checks DATA --engine local|slurm --workdir DIR [--workers N] [--tasks N]`: what the options must be,
+then the run, the same table, JSON and HTML report and exit status as one process gives."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from data_checks.config import ChecksConfig
+from data_checks.report import summary_table, write_json_atomic
+
+NOT_WITH_ENGINE = {"against": "--against", "skip_invalid": "--skip-invalid", "write_clean": "--write-clean",
+                   "tokenizer": "--tokenizer", "chat_template": "--chat-template"}
+SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_gb": float, "qos": str,
+              "account": str}
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    if not args.engine:
+        return "--workdir needs --engine local or --engine slurm"
+    if not args.workdir:
+        return f"--engine {args.engine} needs --workdir DIR (where the stages keep their files)"
+    if len(args.paths) != 1:
+        return "--engine takes exactly one PATH"
+    for name, flag in NOT_WITH_ENGINE.items():
+        if getattr(args, name, None):
+            return f"{flag} is not supported with --engine yet; run without --engine for it"
+    if args.workers < 1:
+        return f"--workers: must be at least 1, got {args.workers}"
+    if args.tasks is not None and args.tasks < 1:
+        return f"--tasks: must be at least 1, got {args.tasks}"
+    if args.slurm and args.engine != "slurm":
+        return "--slurm options need --engine slurm"
+    return None
+
+
+def _slurm_options(pairs: list[str]) -> Any:
+    from data_checks.distributed.engine import SlurmOptions
+
+    options = SlurmOptions()
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in SLURM_KEYS or not value:
+            raise ValueError(f"--slurm {pair}: expected KEY=VALUE with KEY one of {', '.join(SLURM_KEYS)}")
+        try:
+            parsed = SLURM_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"--slurm {pair}: {value!r} is not a {SLURM_KEYS[key].__name__}") from None
+        if key == "account":
+            options.sbatch_args["account"] = parsed
+        else:
+            setattr(options, key, parsed)
+    return options
+
+
+def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
+    problem = _problem(args)
+    if problem:
+        print(f"data-checks: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        from data_checks.distributed.engine import EngineError, make_plan, run_distributed
+    except ImportError as exc:
+        print(f"data-checks: error: --engine needs datatrove ({exc}): pip install 'datatrove>=0.10'", file=sys.stderr)
+        return 2
+    try:
+        slurm = _slurm_options(args.slurm) if args.engine == "slurm" else None
+        plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks)
+        report = run_distributed(plan, args.workdir, args.engine, args.workers, slurm,
+                                 say=lambda line: print(line, file=sys.stderr))
+    except (EngineError, ValueError) as exc:
+        print(f"data-checks: error: {exc}", file=sys.stderr)
+        return 2
+    print(summary_table(report))
+    if args.json_path:
+        print(f"report: {write_json_atomic(args.json_path, report)}")
+    if args.html_path:
+        from data_checks.html_report import write_html_report
+
+        print(f"html report: {write_html_report(report, args.html_path)}")
+    return 0 if report["passed"] else 1

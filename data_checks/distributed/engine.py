@@ -1,0 +1,165 @@
+"""Running the stages on a datatrove executor: `local` (processes of this machine) or `slurm` (one job array per
+stage, each waiting for the one before: `afterok`). A stage whose tasks all finished in an earlier run of the
+same work directory is skipped, and so is each finished task of a stage that was cut short; the run says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data_checks.config import ChecksConfig
+from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Plan, source_state
+from data_checks.distributed.shards import first_record, plan_shards
+from data_checks.errors import DataError
+from data_checks.formats import resolve_format
+from data_checks.records import source_label
+from data_checks.registry import GATES
+
+ENGINES = ("local", "slurm")
+SHARD_BYTES = 128 << 20  # a first-stage task holds its shard's texts (about this much) and their sketches
+
+
+class EngineError(ValueError):
+    """A distributed run that cannot start or go on: its message names the option or file."""
+
+
+@dataclass
+class SlurmOptions:
+    """The job arrays' shape (the fields of gatetune's `slurm` config that apply to CPU tasks)."""
+
+    partition: str | None = None
+    cpus_per_task: int = 1
+    mem_per_cpu_gb: float = 2.0
+    time: str = "4:00:00"
+    qos: str | None = None
+    sbatch_args: dict[str, Any] = field(default_factory=dict)
+    python: str = sys.executable
+
+
+def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None) -> Plan:
+    """The run over `source` (a JSONL file): shards of about equal size, `tasks` of them (default: 4 per worker,
+    and at least one per SHARD_BYTES, which bounds a first-stage task's memory)."""
+    if not str(source).endswith(".jsonl") or not Path(source).is_file():
+        raise EngineError(f"{source}: --engine reads JSONL files (one record a line); convert the data first")
+    gates = [g for g in config.run if g in DISTRIBUTED_GATES]
+    others = [g for g in config.run if g not in DISTRIBUTED_GATES]
+    if others:
+        raise EngineError(f"--engine runs the {' and '.join(DISTRIBUTED_GATES)} gates; run {', '.join(others)} "
+                          f"without --engine (--checks {','.join(gates or DISTRIBUTED_GATES)})")
+    fmt = resolve_format([first_record(source)], fmt, str(source))
+    gates = [g for g in gates if GATES[g].applies_to(fmt)]
+    absolute = str(Path(source).resolve())
+    shards = plan_shards(absolute, tasks or max(4 * workers, -(-os.path.getsize(absolute) // SHARD_BYTES)))
+    size, mtime = source_state(absolute)
+    return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
+                config.dedup, config.pii, shards, exact_tasks=workers, verify_tasks=workers, hash_ranges=1)
+
+
+def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
+    from data_checks.distributed.stages import BandPairs, ExactGroups, Report, Sketch, Verify
+
+    dedup = "dedup" in plan.gates
+    stages = [("sketch", Sketch(plan, workdir), len(plan.shards))]
+    if dedup:
+        stages += [("exact", ExactGroups(plan, workdir), plan.exact_tasks),
+                   ("bands", BandPairs(plan, workdir), plan.band_tasks),
+                   ("verify", Verify(plan, workdir), plan.verify_tasks)]
+    return [*stages, ("report", Report(plan, workdir), 1)]
+
+
+def _check_plan(plan: Plan, workdir: Path) -> None:
+    """A work directory holds one run: the same source (size and time), settings and tasks, or none yet."""
+    path = workdir / PLAN
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("fingerprint") != plan.fingerprint():
+            raise EngineError(f"{workdir} holds another run (its {PLAN} has other data, settings or task counts); "
+                              "use a new --workdir, or delete this one to start over")
+        return
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": plan.fingerprint(), "plan": plan.to_dict()}, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depends: Any,
+              slurm: SlurmOptions | None) -> Any:
+    if engine == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor([step], tasks=tasks, workers=min(workers, tasks), logging_dir=logs,
+                                     start_method="fork")
+    from datatrove.executor import SlurmPipelineExecutor
+
+    options = slurm or SlurmOptions()
+    return SlurmPipelineExecutor([step], tasks=tasks, workers=workers, time=options.time,
+                                 partition=options.partition, cpus_per_task=options.cpus_per_task,
+                                 mem_per_cpu_gb=options.mem_per_cpu_gb, qos=options.qos, logging_dir=logs,
+                                 job_name=f"data-checks-{step.name.split()[1]}", depends=depends,
+                                 sbatch_args=dict(options.sbatch_args),
+                                 env_command=f"export PATH={Path(options.python).parent}:$PATH",
+                                 requeue=False)
+
+
+def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
+                    slurm: SlurmOptions | None = None, say: Any = print) -> dict[str, Any]:
+    """Run (or continue) the plan's stages in `workdir`; return the report."""
+    if engine not in ENGINES:
+        raise EngineError(f"--engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    from data_checks.distributed.quiet import errors_only
+
+    errors_only()  # datatrove's own INFO lines: the task logs have them
+    workdir = Path(workdir).absolute()
+    _check_plan(plan, workdir)
+    previous = None
+    for name, step, tasks in _stages(plan, str(workdir)):
+        logs = str(workdir / "logs" / name)
+        executor = _executor(engine, step, tasks, workers, logs, previous, slurm)
+        done = tasks - len(executor.get_incomplete_ranks())
+        started = time.perf_counter()
+        if done == tasks:
+            say(f"{step.name}: all {tasks} tasks finished in an earlier run, skipped")
+        else:
+            note = f" ({done} finished earlier, skipped)" if done else ""
+            say(f"{step.name}: {tasks - done} of {tasks} tasks on {engine} ({min(workers, tasks)} at a time){note}")
+            try:
+                executor.run()
+            except DataError:
+                raise
+            except Exception as exc:  # a task's error, re-raised by the pool: its log has the traceback
+                raise EngineError(f"stage {name}: {exc} (task logs: {logs}/logs/)") from None
+        if engine == "local" and done < tasks:
+            _check_finished(executor, name, logs)
+            say(f"{step.name}: done in {time.perf_counter() - started:.1f} s")
+        previous = executor
+    if engine == "slurm":
+        _wait_for(previous, workdir, say)
+    return json.loads((workdir / "report.json").read_text())
+
+
+def _check_finished(executor: Any, name: str, logs: str) -> None:
+    failed = executor.get_incomplete_ranks()
+    if failed:
+        raise EngineError(f"stage {name}: task(s) {', '.join(map(str, failed[:10]))} failed; see "
+                          f"{logs}/logs/task_{failed[0]:05d}.log. Run the same command again to redo only those")
+
+
+def _wait_for(last: Any, workdir: Path, say: Any, poll: float = 2.0) -> None:
+    """Until the report task of the job arrays finished, or a stage's job ended without finishing its tasks."""
+    import subprocess
+
+    while last.get_incomplete_ranks():
+        job = getattr(last, "job_id", None)
+        if job:
+            state = subprocess.run(["squeue", "-h", "-j", str(job)], capture_output=True, text=True).stdout.strip()
+            if not state and last.get_incomplete_ranks():
+                raise EngineError(f"the SLURM jobs ended without a report; see {workdir}/logs/*/slurm_logs and run "
+                                  "the same command again to redo only the unfinished tasks")
+        time.sleep(poll)
+    say(f"report: {workdir / 'report.json'}")

@@ -1,0 +1,119 @@
+"""The last stage: the per-shard and per-partition outputs merged into the report one process writes, with the
+same keys and, on the same data, the same numbers (tests/data_checks/test_distributed_gates.py compares them)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from data_checks.dedup.clusters import clusters_of
+from data_checks.dedup.config import DedupResult
+from data_checks.gates import LENGTH_BINS
+from data_checks.pii.config import PiiResult
+from data_checks.pii.scan import _ordered
+
+
+def exact_copies(stage: Any) -> tuple[dict[int, list[int]], np.ndarray]:
+    """Every exact-text group (first record -> its records) and the sorted records that are not the first."""
+    groups: dict[int, list[int]] = {}
+    for e in range(stage.plan.exact_tasks):
+        part = stage.load(f"exact/{e:03d}.npz")
+        start = 0
+        for size in part["sizes"].tolist():
+            members = part["members"][start:start + size].tolist()
+            groups[members[0]] = members
+            start += size
+    copies = np.array(sorted(x for members in groups.values() for x in members[1:]), dtype=np.int64)
+    return groups, copies
+
+
+def dedup_result(stage: Any) -> DedupResult:
+    """As `NearDuplicateFinder._result`, from the exact groups and the verified pairs of every task."""
+    plan = stage.plan
+    n = int(stage.offsets()[-1])
+    exact, _ = exact_copies(stage)
+    verified: list[tuple[int, int, float]] = []
+    for v in range(plan.verify_tasks):
+        with stage.folder.open(f"verified/{v:03d}.npy", "rb") as f:
+            part = np.load(io.BytesIO(f.read()))
+        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+    verified.sort()
+    clusters = clusters_of(verified, exact)
+    near_extra = sum(len(c) - 1 for c in clusters)
+    exact_extra = sum(len(m) - 1 for m in exact.values())
+    pairs = verified + [(rep, other, 1.0) for rep, members in exact.items() for other in members[1:]]
+    pairs.sort()
+    config = plan.dedup
+    near_rate = near_extra / n if n else 0.0
+    return DedupResult(near_rate < config.max_rate, near_rate, exact_extra / n if n else 0.0, clusters,
+                       config.threshold, config.num_perm, plan.bands, plan.rows, config.max_rate, None, n, pairs)
+
+
+def pii_result(stage: Any) -> PiiResult:
+    """As `PiiScan.result` over every record: counts added up, examples in record order, the first
+    `max_examples` of each kind (high, low, placeholder)."""
+    from data_checks.pii.scanner import scanner
+
+    plan, config = stage.plan, stage.plan.pii
+    offsets = stage.offsets()
+    by_type: dict[str, int] = {}
+    by_confidence: dict[str, dict[str, int]] = {}
+    placeholders: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    shown: dict[str, int] = {}
+    records_with_pii = 0
+
+    def add(into: dict[str, int], counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            into[key] = into.get(key, 0) + value
+
+    for shard in plan.shards:
+        part = stage.read_json(f"sketch/{shard.index:05d}/pii.json")
+        records_with_pii += part["records_with_pii"]
+        add(by_type, part["by_type"])
+        add(placeholders, part["placeholders"])
+        for confidence, counts in part["by_confidence"].items():
+            add(by_confidence.setdefault(confidence, {}), counts)
+        for example in part["examples"]:
+            kind = "placeholder" if example.get("placeholder") else example["confidence"]
+            if shown.get(kind, 0) < config.max_examples:
+                shown[kind] = shown.get(kind, 0) + 1
+                examples.append({**example, "record": example["record"] + int(offsets[shard.index])})
+    n = int(offsets[-1])
+    passed = records_with_pii == 0 or not config.data_leaves_trust_boundary
+    return PiiResult(passed, records_with_pii, records_with_pii / n if n else 0.0, _ordered(by_type), examples,
+                     config.data_leaves_trust_boundary, list(scanner(config).entities),
+                     {c: _ordered(v) for c, v in by_confidence.items()}, _ordered(placeholders),
+                     config.fail_on_confidence, config.count_placeholders)
+
+
+def length_histogram(stage: Any) -> dict[str, Any]:
+    """`gates._length_histogram` of every record's length in words, one shard at a time: the same bins (the
+    global maximum decides them) and counts."""
+    shards = [stage.load(f"sketch/{s.index:05d}/words.npz")["words"].astype(np.int64) for s in stage.plan.shards]
+    total = sum(len(w) for w in shards)
+    if not total:
+        return {"unit": "words", "bin_edges": [], "counts": [], "mean": 0.0, "max": 0}
+    low = min(int(w.min()) for w in shards if len(w))
+    top = max(int(w.max()) for w in shards if len(w))
+    bins = min(LENGTH_BINS, max(1, top + 1))
+    edges = np.histogram_bin_edges(np.array([low, top]), bins=bins)
+    counts = sum(np.histogram(w, bins=edges)[0] for w in shards if len(w))
+    mean = sum(int(w.sum()) for w in shards) / total
+    return {"unit": "words", "bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
+            "mean": float(mean), "max": top}
+
+
+def build_report(stage: Any) -> dict[str, Any]:
+    plan = stage.plan
+    results: dict[str, Any] = {}
+    if "dedup" in plan.gates:
+        results["dedup"] = dedup_result(stage).to_dict()
+    if "pii" in plan.gates:
+        results["pii"] = pii_result(stage).to_dict()
+    checks = {name: results[name] for name in plan.gates}
+    return {"passed": all(checks[name]["passed"] for name in plan.fail_on if name in checks),
+            "records": int(stage.offsets()[-1]), "format": plan.fmt, "sources": [plan.label],
+            "fail_on": list(plan.fail_on), "checks": checks, "lengths": length_histogram(stage)}

@@ -1,0 +1,81 @@
+"""What a distributed gate run is: its inputs, settings and task counts, fixed when it starts and kept in the
+work directory (`plan.json`), so that a rerun continues the same run or says why it cannot.
+
+The work directory holds one folder per stage; each task writes only its own files, and datatrove's
+completion markers (`logs/<stage>/completions/`) say which tasks finished:
+
+    sketch/S/exact-E.npz   band-B-H.npz   words.npy   pii.json   meta.json     one folder per input shard S
+    exact/E.npz            groups of records with the same normalised text (key range E)
+    bands/B-H-V.npy        candidate pairs of band B, key range H, for verification task V
+    verified/V.npy         candidate pairs whose exact Jaccard reaches the threshold
+    report.json            the gate report, the same shape as one process's
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from data_checks.dedup.config import DedupGateConfig
+from data_checks.dedup.lsh import choose_bands
+from data_checks.distributed.shards import Shard
+from data_checks.pii.config import PiiGateConfig
+
+PLAN = "plan.json"
+DISTRIBUTED_GATES = ("dedup", "pii")
+
+
+@dataclass
+class Plan:
+    """One distributed run. `hash_ranges` splits each band's keys (bounds a band task's memory); `exact_tasks`
+    and `verify_tasks` are the task counts of those stages."""
+
+    source: str  # the file, absolute
+    label: str  # the file as the report names it (as given)
+    size: int
+    mtime_ns: int
+    fmt: str
+    gates: list[str]
+    fail_on: list[str]
+    dedup: DedupGateConfig
+    pii: PiiGateConfig
+    shards: list[Shard]
+    exact_tasks: int
+    verify_tasks: int
+    hash_ranges: int
+    bands: int = field(init=False)
+    rows: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.bands, self.rows = choose_bands(self.dedup.threshold, self.dedup.num_perm)
+
+    @property
+    def band_tasks(self) -> int:
+        return self.bands * self.hash_ranges
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["dedup"], data["pii"] = dataclasses.asdict(self.dedup), dataclasses.asdict(self.pii)
+        data["shards"] = [s.to_dict() for s in self.shards]
+        return data
+
+    def fingerprint(self) -> str:
+        """What must not change under a run that continues in the same work directory."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        values = {k: v for k, v in data.items() if k not in ("bands", "rows")}
+        values["dedup"], values["pii"] = DedupGateConfig(**data["dedup"]), PiiGateConfig(**data["pii"])
+        values["shards"] = [Shard(**s) for s in data["shards"]]
+        return cls(**values)
+
+
+def source_state(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns

@@ -1,0 +1,219 @@
+"""The near-duplicate and PII gates as datatrove pipeline steps, one class per stage (the engine runs them in
+order; `plan.py` lists the files each writes). Every stage calls the one-process gate's own code for the
+work (sketching, exact-text groups, band pairs, Jaccard verification, clusters, the PII scan), so a
+distributed run finds exactly the pairs and findings one process finds.
+
+1. `Sketch` (a task per input shard): MinHash band keys and exact-text keys of each record, partitioned by
+   key for the next stages; the shard's PII scan and word counts.
+2. `ExactGroups` (a task per key range): records with the same normalised text; all but the first are left
+   out of the bands (as in one process, only one representative per text is compared).
+3. `BandPairs` (a task per band and key range): representatives sharing the band's key, routed to the
+   verification task that owns the pair's two shards.
+4. `Verify` (a task per group of shard pairs): the exact Jaccard of each candidate pair, reading only the two
+   shards that hold it.
+5. `Report` (one task): clusters, rates, PII counts and examples, the length histogram: `report.json`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from array import array
+from typing import Any
+
+import numpy as np
+from datatrove.io import get_datafolder
+from datatrove.pipeline.base import PipelineStep
+
+from data_checks.dedup.clusters import exact_groups
+from data_checks.dedup.lsh import pairs_within
+from data_checks.dedup.sketching import sketch_range
+from data_checks.dedup.store import TextStore
+from data_checks.dedup.verify import verify_pairs
+from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
+from data_checks.distributed.merge import build_report, exact_copies
+from data_checks.distributed.plan import Plan
+from data_checks.distributed.shards import Shard, iter_shard
+from data_checks.formats import record_text
+
+U64 = np.uint64
+
+
+class Stage(PipelineStep):
+    """A stage of one plan: `run(data, rank, world_size)` does task `rank`; outputs go under `workdir`."""
+
+    type = "gatetune data gates"
+
+    def __init__(self, plan: Plan, workdir: str) -> None:
+        super().__init__()
+        self.plan, self.workdir = plan, workdir
+
+    @property
+    def folder(self) -> Any:
+        return get_datafolder(self.workdir)
+
+    def save(self, path: str, **arrays: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        with self.folder.open(path, "wb") as f:
+            f.write(buffer.getvalue())
+
+    def load(self, path: str) -> dict[str, np.ndarray]:
+        with self.folder.open(path, "rb") as f:
+            data = np.load(io.BytesIO(f.read()))
+            return {k: data[k] for k in data.files}
+
+    def write_json(self, path: str, value: Any) -> None:
+        with self.folder.open(path, "w") as f:
+            json.dump(value, f)
+
+    def read_json(self, path: str) -> Any:
+        with self.folder.open(path, "r") as f:
+            return json.load(f)
+
+    def offsets(self) -> np.ndarray:
+        """The global index of each shard's first record (the first stage's counts, added up)."""
+        counts = [self.read_json(f"sketch/{s.index:05d}/meta.json")["records"] for s in self.plan.shards]
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def texts(self, shard: Shard, gate: str) -> list[str]:
+        field = self.plan.dedup.field if gate == "dedup" else self.plan.pii.field
+        return [record_text(record, self.plan.fmt, field) for record in iter_shard(shard)]
+
+
+class Sketch(Stage):
+    name = "1 sketch"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        plan, shard = self.plan, self.plan.shards[rank]
+        out = f"sketch/{rank:05d}"
+        scan = None
+        if "pii" in plan.gates:
+            from data_checks.pii.scan import PiiScan
+
+            scan = PiiScan(plan.pii)
+        store, words = TextStore(), array("I")
+        for record in iter_shard(shard):  # one pass; the shard's texts stay as one UTF-8 buffer
+            text = record_text(record, plan.fmt)
+            words.append(len(text.split()))
+            if "dedup" in plan.gates:
+                store.add(text if plan.dedup.field is None else record_text(record, plan.fmt, plan.dedup.field))
+            if scan is not None:
+                scan.add(text if plan.pii.field is None else record_text(record, plan.fmt, plan.pii.field))
+        if "dedup" in plan.gates:
+            band_keys, keys, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
+            index = np.arange(len(store), dtype=np.int64)
+            for e in range(plan.exact_tasks):
+                mine = has_words & (keys % U64(plan.exact_tasks) == U64(e))
+                self.save(f"{out}/exact-{e:03d}.npz", keys=keys[mine], index=index[mine])
+            for b in range(plan.bands):
+                for h in range(plan.hash_ranges):
+                    mine = has_words & (band_keys[b] % U64(plan.hash_ranges) == U64(h))
+                    self.save(f"{out}/band-{b:02d}-{h:03d}.npz", keys=band_keys[b][mine], index=index[mine])
+        if scan is not None:
+            self.write_json(f"{out}/pii.json", {
+                "records_with_pii": scan.records_with_pii, "by_type": scan.by_type,
+                "by_confidence": scan.by_confidence, "placeholders": scan.placeholders, "examples": scan.examples})
+        self.save(f"{out}/words.npz", words=np.frombuffer(words, dtype=np.uint32))
+        self.write_json(f"{out}/meta.json", {"records": len(words)})  # last: the later stages count on it
+        self.stat_update("records", value=len(words))
+        return data
+
+
+class ExactGroups(Stage):
+    name = "2 exact-text groups"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        offsets = self.offsets()
+        keys, index = [], []
+        for s in self.plan.shards:
+            part = self.load(f"sketch/{s.index:05d}/exact-{rank:03d}.npz")
+            keys.append(part["keys"])
+            index.append(part["index"] + offsets[s.index])
+        keys_all = np.concatenate(keys) if keys else np.empty(0, dtype=U64)
+        index_all = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
+        # exact_groups takes every record's key with a has-words flag: here the records of this key range
+        order = np.argsort(index_all, kind="stable")
+        _, groups = exact_groups(keys_all[order], np.ones(len(order), dtype=bool))
+        members = [index_all[order][np.array(m)] for m in groups.values()]
+        sizes = np.array([len(m) for m in members], dtype=np.int64)
+        flat = np.concatenate(members) if members else np.empty(0, dtype=np.int64)
+        self.save(f"exact/{rank:03d}.npz", members=flat, sizes=sizes)
+        self.stat_update("exact groups", value=len(members))
+        return data
+
+
+class BandPairs(Stage):
+    name = "3 band pairs"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        plan = self.plan
+        band, hash_range = divmod(rank, plan.hash_ranges)
+        offsets = self.offsets()
+        _, copies = exact_copies(self)
+        keys, index = [], []
+        for s in plan.shards:
+            part = self.load(f"sketch/{s.index:05d}/band-{band:02d}-{hash_range:03d}.npz")
+            keep = ~np.isin(part["index"] + offsets[s.index], copies, assume_unique=False)
+            keys.append(part["keys"][keep])
+            index.append(part["index"][keep] + offsets[s.index])
+        keys_all = np.concatenate(keys) if keys else np.empty(0, dtype=U64)
+        index_all = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
+        n = max(len(keys_all), 1)
+        codes = pairs_within(keys_all)
+        first, second = index_all[codes // n], index_all[codes % n]  # positions ascend with the global index
+        shard_of = np.searchsorted(offsets, np.concatenate([first, second]), side="right") - 1
+        si, sj = shard_of[:len(first)], shard_of[len(first):]
+        owner = (si * len(plan.shards) + sj) % plan.verify_tasks
+        for v in range(plan.verify_tasks):
+            mine = owner == v
+            with self.folder.open(f"bands/{band:02d}-{hash_range:03d}-{v:03d}.npy", "wb") as f:
+                buffer = io.BytesIO()
+                np.save(buffer, np.stack([first[mine], second[mine]], axis=1))
+                f.write(buffer.getvalue())
+        self.stat_update("candidate pairs", value=len(first))
+        return data
+
+
+class Verify(Stage):
+    name = "4 verify"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        plan = self.plan
+        parts = []
+        for b in range(plan.bands):
+            for h in range(plan.hash_ranges):
+                with self.folder.open(f"bands/{b:02d}-{h:03d}-{rank:03d}.npy", "rb") as f:
+                    parts.append(np.load(io.BytesIO(f.read())))
+        pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
+        offsets = self.offsets()
+        si = np.searchsorted(offsets, pairs[:, 0], side="right") - 1
+        sj = np.searchsorted(offsets, pairs[:, 1], side="right") - 1
+        found: list[tuple[int, int, float]] = []
+        loaded: dict[int, TextStore] = {}
+        for a, b in sorted(set(zip(si.tolist(), sj.tolist(), strict=True))):
+            for s in (a, b):  # at most the two shards of this group in memory
+                if s not in loaded:
+                    loaded = {k: v for k, v in loaded.items() if k in (a, b)}
+                    loaded[s] = TextStore(self.texts(plan.shards[s], "dedup"))
+            group = pairs[(si == a) & (sj == b)]
+            local = [(int(i - offsets[a]), int(j - offsets[b])) for i, j in group.tolist()]
+            right = None if a == b else loaded[b]
+            for i, j, similarity in verify_pairs(loaded[a], right, local, plan.dedup.ngram, plan.dedup.threshold):
+                found.append((i + int(offsets[a]), j + int(offsets[b]), similarity))
+        array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
+        with self.folder.open(f"verified/{rank:03d}.npy", "wb") as f:
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            f.write(buffer.getvalue())
+        self.stat_update("candidate pairs", value=len(pairs))
+        self.stat_update("verified pairs", value=len(found))
+        return data
+
+
+class Report(Stage):
+    name = "5 report"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        self.write_json("report.json", build_report(self))
+        return data

@@ -1,0 +1,172 @@
+"""The dedup and PII gates as datatrove stages (data_checks/distributed/): the report of a distributed run equals
+the one-process report on the same data, key for key and number for number; an interrupted run continues where it
+stopped; bad input fails as it does without --engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from data_checks.config import ChecksConfig
+from data_checks.gates import run_gates_streamed
+from tests.conftest import ROOT, needs_shared
+from tests.data_checks.test_dedup import planted_corpus
+
+pytest.importorskip("datatrove", reason="pip install 'datatrove>=0.10' (a gatetune dependency)")
+
+from data_checks.distributed.engine import make_plan, run_distributed  # noqa: E402
+from data_checks.distributed.shards import iter_shard, plan_shards  # noqa: E402
+
+CLI = [sys.executable, "-m", "data_checks"]
+
+
+def _config(gates: tuple[str, ...] = ("dedup", "pii")) -> ChecksConfig:
+    config = ChecksConfig()
+    config.run = config.fail_on = list(gates)
+    return config
+
+
+def _pii_texts(count: int) -> list[str]:
+    """Real sentences with real-looking PII: Presidio's synthetic set (addresses, names, phones, cards, ...)."""
+    path = needs_shared("presidio_synth_pii") / "synth_dataset_v2.json"
+    return [row["full_text"] for row in json.loads(path.read_text())[:count]]
+
+
+@pytest.fixture(scope="module")
+def planted_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Planted near-duplicate pairs at known Jaccard, exact copies, and PII sentences, with blank lines between
+    some records (they hold none), in the `text` format."""
+    texts, _ = planted_corpus()
+    rng = random.Random(3)
+    for text in _pii_texts(120):
+        texts.insert(rng.randrange(len(texts)), text)
+    path = tmp_path_factory.mktemp("planted") / "planted.jsonl"
+    with path.open("w") as f:
+        for i, text in enumerate(texts):
+            f.write(json.dumps({"text": text}) + ("\n\n" if i % 97 == 0 else "\n"))
+    return path
+
+
+def _distributed(path: Path, workdir: Path, workers: int = 2, tasks: int = 5, gates: tuple[str, ...] = ("dedup", "pii"),
+                 lines: list[str] | None = None) -> dict:
+    plan = make_plan(str(path), "auto", _config(gates), workers, tasks)
+    return run_distributed(plan, workdir, "local", workers, say=(lines.append if lines is not None else lambda _: None))
+
+
+def test_two_local_workers_give_exactly_the_one_process_report_on_planted_pairs_and_pii(planted_file: Path,
+                                                                                        tmp_path: Path):
+    one = run_gates_streamed(str(planted_file), "auto", _config())
+    lines: list[str] = []
+    two = _distributed(planted_file, tmp_path / "work", lines=lines)
+    assert two == one  # every key: clusters, rates, bands, PII counts by type and confidence, examples, lengths
+    dedup, pii = two["checks"]["dedup"], two["checks"]["pii"]
+    assert len(dedup["clusters"]) >= 120 and dedup["exact_duplicate_rate"] > 0  # the planted pairs at J >= 0.8
+    assert pii["records_with_pii"] > 10 and len(pii["by_type"]) >= 3 and pii["examples"]
+    assert not two["passed"]
+    assert [line.split(":")[0] for line in lines if "tasks on local" in line] == [
+        "1 sketch", "2 exact-text groups", "3 band pairs", "4 verify", "5 report"]
+
+
+def test_one_worker_and_other_shard_counts_give_the_same_report(planted_file: Path, tmp_path: Path):
+    reference = _distributed(planted_file, tmp_path / "two")
+    assert _distributed(planted_file, tmp_path / "one", workers=1, tasks=1) == reference
+    assert _distributed(planted_file, tmp_path / "seven", workers=3, tasks=7) == reference
+
+
+def test_the_same_report_on_alpaca_libre_with_its_labelled_near_duplicates(tmp_path: Path):
+    path = needs_shared("alpaca_libre_quality_labels") / "alpaca_libre_tasks_v1.jsonl"
+    one = run_gates_streamed(str(path), "auto", _config(("dedup",)))
+    assert _distributed(path, tmp_path / "work", gates=("dedup",)) == one
+    assert one["format"] == "alpaca" and one["checks"]["dedup"]["clusters"]
+
+
+def test_shards_hold_whole_lines_and_every_record_once(tmp_path: Path):
+    path = tmp_path / "lines.jsonl"
+    rows = [{"text": "x" * random.Random(i).randrange(1, 300), "i": i} for i in range(500)]
+    path.write_text("".join(json.dumps(r) + ("\n\n" if r["i"] % 50 == 0 else "\n") for r in rows))
+    for count in (1, 2, 7, 64, 2000):
+        shards = plan_shards(path, count)
+        assert shards[0].start == 0 and shards[-1].end == path.stat().st_size
+        assert all(a.end == b.start for a, b in zip(shards, shards[1:], strict=False))
+        assert [r["i"] for s in shards for r in iter_shard(s)] == list(range(500)), count
+        assert len(shards) <= min(count, 500 + 10)
+
+
+def test_a_malformed_line_fails_with_its_file_and_line_as_without_the_engine(planted_file: Path, tmp_path: Path):
+    lines = planted_file.read_text().splitlines()
+    lines[402] = '{"text": "cut short'
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    plain = subprocess.run([*CLI, str(bad), "--checks", "dedup,pii"], capture_output=True, text=True, cwd=ROOT)
+    engine = subprocess.run([*CLI, str(bad), "--checks", "dedup,pii", "--engine", "local", "--workdir",
+                             str(tmp_path / "work"), "--tasks", "5"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert plain.returncode == engine.returncode == 2
+    message = f"data-checks: error: {bad}:403: not valid JSON"
+    assert message in plain.stderr and message in engine.stderr, engine.stderr
+    assert "Traceback" not in engine.stderr and len(engine.stderr.splitlines()) <= 3
+    assert not (tmp_path / "work" / "report.json").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--engine", "local"], "--engine local needs --workdir DIR"),
+    (["--workdir", "w"], "--workdir needs --engine local or --engine slurm"),
+    (["--engine", "local", "--workdir", "w", "--checks", "dedup,template"],
+     "--engine runs the dedup and pii gates; run template without --engine"),
+    (["--engine", "local", "--workdir", "w", "--against", "x.jsonl"], "--against is not supported with --engine"),
+    (["--engine", "local", "--workdir", "w", "--workers", "0"], "--workers: must be at least 1, got 0"),
+    (["--engine", "local", "--workdir", "w", "--slurm", "partition=cpu"], "--slurm options need --engine slurm"),
+    (["--engine", "slurm", "--workdir", "w", "--slurm", "nodes=3"], "--slurm nodes=3: expected KEY=VALUE with KEY"),
+])
+def test_engine_options_are_checked_before_anything_runs(planted_file: Path, tmp_path: Path, args: list[str],
+                                                         message: str):
+    result = subprocess.run([*CLI, str(planted_file), *args], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "w").exists()
+
+
+def test_a_work_directory_holds_one_run(planted_file: Path, tmp_path: Path):
+    from data_checks.distributed.engine import EngineError
+
+    _distributed(planted_file, tmp_path / "work", gates=("pii",))
+    with pytest.raises(EngineError, match="holds another run .* use a new --workdir"):
+        _distributed(planted_file, tmp_path / "work", tasks=4, gates=("pii",))
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_stage_continues_and_does_not_redo_finished_tasks(tmp_path: Path):
+    """The whole command SIGKILLed while the first stage runs (a laptop closed, a node lost); the same command
+    again runs only the tasks that had not finished, and reports exactly what one process reports."""
+    texts, _ = planted_corpus(seed=5, per_level=150, singles=6000)
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    workdir = tmp_path / "work"
+    command = [*CLI, str(path), "--checks", "dedup,pii", "--engine", "local", "--workdir", str(workdir),
+               "--workers", "2", "--tasks", "12", "--json", str(tmp_path / "report.json")]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    completions = workdir / "logs" / "sketch" / "completions"
+    deadline = time.monotonic() + 300
+    while len(list(completions.glob("*"))) < 2 if completions.is_dir() else True:
+        assert process.poll() is None and time.monotonic() < deadline, "the first stage ended before the kill"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    finished = len(list(completions.glob("*")))
+    assert 2 <= finished < 12
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 1, again.stderr  # the planted pairs fail the gate
+    assert f"1 sketch: {12 - finished} of 12 tasks on local (2 at a time) ({finished} finished earlier, skipped)" \
+        in again.stderr
+    one = run_gates_streamed(str(path), "auto", _config())
+    assert json.loads((tmp_path / "report.json").read_text()) == one
