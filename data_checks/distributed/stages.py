@@ -9,8 +9,8 @@ distributed run finds exactly the pairs and findings one process finds.
    out of the bands (as in one process, only one representative per text is compared).
 3. `BandPairs` (a task per band and key range): representatives sharing the band's key, routed to the
    verification task that owns the pair's two shards.
-4. `Verify` (a task per group of shard pairs): the exact Jaccard of each candidate pair, reading only the two
-   shards that hold it.
+4. `Verify` (a task per group of shard pairs): the exact Jaccard of each candidate pair; it reads only the shards
+   that hold one of its pairs' records, once each, and keeps only those records' texts.
 5. `Report` (one task): clusters, rates, PII counts and examples, the length histogram: `report.json`.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -76,9 +77,9 @@ class Stage(PipelineStep):
         counts = [self.read_json(f"sketch/{s.index:05d}/meta.json")["records"] for s in self.plan.shards]
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def texts(self, shard: Shard, gate: str) -> list[str]:
+    def texts(self, shard: Shard, gate: str) -> Iterator[str]:
         field = self.plan.dedup.field if gate == "dedup" else self.plan.pii.field
-        return [record_text(record, self.plan.fmt, field) for record in iter_shard(shard)]
+        return (record_text(record, self.plan.fmt, field) for record in iter_shard(shard))
 
 
 class Sketch(Stage):
@@ -187,20 +188,20 @@ class Verify(Stage):
                     parts.append(np.load(io.BytesIO(f.read())))
         pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
         offsets = self.offsets()
-        si = np.searchsorted(offsets, pairs[:, 0], side="right") - 1
-        sj = np.searchsorted(offsets, pairs[:, 1], side="right") - 1
-        found: list[tuple[int, int, float]] = []
-        loaded: dict[int, TextStore] = {}
-        for a, b in sorted(set(zip(si.tolist(), sj.tolist(), strict=True))):
-            for s in (a, b):  # at most the two shards of this group in memory
-                if s not in loaded:
-                    loaded = {k: v for k, v in loaded.items() if k in (a, b)}
-                    loaded[s] = TextStore(self.texts(plan.shards[s], "dedup"))
-            group = pairs[(si == a) & (sj == b)]
-            local = [(int(i - offsets[a]), int(j - offsets[b])) for i, j in group.tolist()]
-            right = None if a == b else loaded[b]
-            for i, j, similarity in verify_pairs(loaded[a], right, local, plan.dedup.ngram, plan.dedup.threshold):
-                found.append((i + int(offsets[a]), j + int(offsets[b]), similarity))
+        # The texts of the records in these pairs only: one pass over each shard that holds one of them.
+        needed = np.unique(pairs)
+        holder = np.searchsorted(offsets, needed, side="right") - 1
+        store, position = TextStore(), {}
+        for s in np.unique(holder).tolist():
+            wanted = set((needed[holder == s] - offsets[s]).tolist())
+            for local, text in enumerate(self.texts(plan.shards[s], "dedup")):
+                if local in wanted:
+                    position[local + int(offsets[s])] = len(store)
+                    store.add(text)
+        local_pairs = [(position[i], position[j]) for i, j in pairs.tolist()]
+        index_of = {p: g for g, p in position.items()}
+        found = [(index_of[i], index_of[j], similarity)
+                 for i, j, similarity in verify_pairs(store, None, local_pairs, plan.dedup.ngram, plan.dedup.threshold)]
         array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
         with self.folder.open(f"verified/{rank:03d}.npy", "wb") as f:
             buffer = io.BytesIO()
