@@ -60,6 +60,9 @@ stop
 sleep 0.5
 
 CPUS=$(nproc)
+# The node's memory as SLURM sees it (MB, less 512 for the system): jobs that ask for memory (--mem-per-cpu,
+# as data-checks --engine slurm's job arrays do) are placed only if it fits.
+MEMORY=$(( $(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo) - 512 ))
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd "$LOG_DIR" /run/munge
 chown munge:munge /run/munge
 chmod 0755 /run/munge
@@ -95,7 +98,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 KillWait=30
 InactiveLimit=0
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEMORY State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 mv "$CONF.tmp" "$CONF"

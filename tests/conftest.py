@@ -28,8 +28,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # The whole suite (`make test`: `--dist loadgroup`) runs each test file on one worker, so a module's fixtures (a
 # baseline run, an export) are built once; files that use one outside service share a group and run one at a
 # time: the SLURM cluster's two CPUs, and vLLM (its servers' memory). `make test-fast` spreads single tests.
-XDIST_GROUPS = {"test_slurm": "slurm", "test_slurm_two_nodes": "slurm", "test_serving": "vllm",
-                "test_vllm_backend": "vllm", "test_judge": "vllm", "test_vllm_loader": "vllm"}
+XDIST_GROUPS = {"test_slurm": "slurm", "test_slurm_two_nodes": "slurm", "test_distributed_slurm": "slurm",
+                "test_serving": "vllm", "test_vllm_backend": "vllm", "test_judge": "vllm", "test_vllm_loader": "vllm"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from data_checks.config import ChecksConfig
 from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Plan, source_state
 from data_checks.distributed.shards import first_record, plan_shards
+from data_checks.distributed.slurm_jobs import SlurmOptions, slurm_executor, wait_for_stages
 from data_checks.errors import DataError
 from data_checks.formats import resolve_format
 from data_checks.records import source_label
@@ -27,19 +26,6 @@ SHARD_BYTES = 128 << 20  # a first-stage task holds its shard's texts (about thi
 
 class EngineError(ValueError):
     """A distributed run that cannot start or go on: its message names the option or file."""
-
-
-@dataclass
-class SlurmOptions:
-    """The job arrays' shape (the fields of gatetune's `slurm` config that apply to CPU tasks)."""
-
-    partition: str | None = None
-    cpus_per_task: int = 1
-    mem_per_cpu_gb: float = 2.0
-    time: str = "4:00:00"
-    qos: str | None = None
-    sbatch_args: dict[str, Any] = field(default_factory=dict)
-    python: str = sys.executable
 
 
 def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None) -> Plan:
@@ -95,16 +81,7 @@ def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depen
 
         return LocalPipelineExecutor([step], tasks=tasks, workers=min(workers, tasks), logging_dir=logs,
                                      start_method="fork")
-    from datatrove.executor import SlurmPipelineExecutor
-
-    options = slurm or SlurmOptions()
-    return SlurmPipelineExecutor([step], tasks=tasks, workers=workers, time=options.time,
-                                 partition=options.partition, cpus_per_task=options.cpus_per_task,
-                                 mem_per_cpu_gb=options.mem_per_cpu_gb, qos=options.qos, logging_dir=logs,
-                                 job_name=f"data-checks-{step.name.split()[1]}", depends=depends,
-                                 sbatch_args=dict(options.sbatch_args),
-                                 env_command=f"export PATH={Path(options.python).parent}:$PATH",
-                                 requeue=False)
+    return slurm_executor(step, tasks, workers, logs, depends, slurm or SlurmOptions())
 
 
 def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
@@ -117,7 +94,7 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
     errors_only()  # datatrove's own INFO lines: the task logs have them
     workdir = Path(workdir).absolute()
     _check_plan(plan, workdir)
-    previous = None
+    previous, stages = None, []
     for name, step, tasks in _stages(plan, str(workdir)):
         logs = str(workdir / "logs" / name)
         executor = _executor(engine, step, tasks, workers, logs, previous, slurm)
@@ -138,8 +115,9 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
             _check_finished(executor, name, logs)
             say(f"{step.name}: done in {time.perf_counter() - started:.1f} s")
         previous = executor
+        stages.append((step.name, executor))
     if engine == "slurm":
-        _wait_for(previous, workdir, say)
+        wait_for_stages(stages, workdir, say)
     return json.loads((workdir / "report.json").read_text())
 
 
@@ -148,18 +126,3 @@ def _check_finished(executor: Any, name: str, logs: str) -> None:
     if failed:
         raise EngineError(f"stage {name}: task(s) {', '.join(map(str, failed[:10]))} failed; see "
                           f"{logs}/logs/task_{failed[0]:05d}.log. Run the same command again to redo only those")
-
-
-def _wait_for(last: Any, workdir: Path, say: Any, poll: float = 2.0) -> None:
-    """Until the report task of the job arrays finished, or a stage's job ended without finishing its tasks."""
-    import subprocess
-
-    while last.get_incomplete_ranks():
-        job = getattr(last, "job_id", None)
-        if job:
-            state = subprocess.run(["squeue", "-h", "-j", str(job)], capture_output=True, text=True).stdout.strip()
-            if not state and last.get_incomplete_ranks():
-                raise EngineError(f"the SLURM jobs ended without a report; see {workdir}/logs/*/slurm_logs and run "
-                                  "the same command again to redo only the unfinished tasks")
-        time.sleep(poll)
-    say(f"report: {workdir / 'report.json'}")
