@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workdir", help="the stages' files; the same command again continues the run, skipping what "
                    "finished")
     e.add_argument("--workers", type=int, default=2, help="tasks at a time (default 2)")
-    e.add_argument("--tasks", type=int, help="input shards (default 4 per worker)")
+    e.add_argument("--tasks", type=int, help="input shards (default 4 per worker, and one per 128 MB at least)")
+    e.add_argument("--hash-ranges", type=int, help="key ranges per MinHash band, a band-stage task each (default one "
+                   "per 32 GB of input; more bounds a band task's memory)")
     e.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="with --engine slurm: partition, time, cpus_per_task, mem_per_cpu_gb, qos, account")
     g = p.add_argument_group("thresholds")
@@ -119,19 +121,6 @@ def _config(args: argparse.Namespace) -> ChecksConfig:
     return config
 
 
-def _redacted(value: Any, config: Any) -> Any:
-    """`value` with the PII that counts under `config` (checks.pii) redacted in every string inside it."""
-    from data_checks.pii import redact
-
-    if isinstance(value, str):
-        return redact(value, config)
-    if isinstance(value, list):
-        return [_redacted(v, config) for v in value]
-    if isinstance(value, dict):
-        return {k: _redacted(v, config) for k, v in value.items()}
-    return value
-
-
 def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: Any, split: str,
                  skip_invalid: bool) -> int:
     """Every record but the extra members of each near-duplicate cluster, PII redacted if asked
@@ -141,6 +130,7 @@ def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: Any, spli
     the file appears only once complete (an atomic rename).
     """
     from data_checks.dedup import dropped_indices
+    from data_checks.pii import redact_record
 
     drop = dropped_indices(run.results["dedup"]) if "dedup" in run.results else set()
     kept = 0
@@ -152,7 +142,7 @@ def _write_clean(source: str, run: StreamedRun, out: Path, redact_pii: Any, spli
             count += 1
             if index not in drop:
                 kept += 1
-                yield _redacted(record, redact_pii) if redact_pii else record
+                yield redact_record(record, redact_pii) if redact_pii else record
         if count != len(run):
             raise DataError(run.path, None, f"changed while being checked ({len(run)} records, now {count}); "
                                             "nothing written")

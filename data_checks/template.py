@@ -50,6 +50,9 @@ def as_chat_template(tokenizer: Any, template_kwargs: dict[str, Any] | None = No
     return ChatTemplate(tokenizer, template_kwargs)
 
 
+MAX_LISTED = 100  # violations a report lists (all are counted)
+
+
 @dataclass
 class TemplateResult:
     passed: bool
@@ -142,7 +145,7 @@ class TemplateCheck:
     rendered again."""
 
     def __init__(self, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
-                 max_length: int | None = None, max_listed: int = 100,
+                 max_length: int | None = None, max_listed: int = MAX_LISTED,
                  encoded: Sequence[RecordEncoding | None] | None = None) -> None:
         self.fmt, self.tokenizer, self.max_length = fmt, as_chat_template(tokenizer), max_length
         self.notes: Counter = Counter()
@@ -181,7 +184,7 @@ class TemplateCheck:
 
 
 def check_template(data: LoadedData, fmt: str, tokenizer: Any = None, max_violation_rate: float = 0.0,
-                   max_length: int | None = None, max_listed: int = 100) -> TemplateResult:
+                   max_length: int | None = None, max_listed: int = MAX_LISTED) -> TemplateResult:
     """Check every record of `data` against `fmt` (and the tokenizer's chat template, if given)."""
     check = TemplateCheck(fmt, tokenizer, max_violation_rate, max_length, max_listed)
     for index, record in enumerate(progress(data.records, desc="template check")):

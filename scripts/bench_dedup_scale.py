@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_dedup import make_document, make_vocabulary, score, variant  # noqa: E402
 
 from data_checks.config import ChecksConfig  # noqa: E402
-from data_checks.distributed.engine import make_plan, run_distributed  # noqa: E402
+from data_checks.distributed.engine import BAND_BYTES, SHARD_BYTES, make_plan, run_distributed  # noqa: E402
 
 
 class Corpus:
@@ -162,6 +162,7 @@ def main() -> None:
         result["pairs"] = _reported_pairs(workdir, make_plan(str(path), "auto", _dedup_config(), workers,
                                                               workers * args.tasks_per_worker))
         results.append(result)
+        bands = make_plan(str(path), "auto", _dedup_config(), workers, 1).bands
         print(json.dumps({k: v for k, v in result.items() if k not in ("report", "pairs")}))
     planted = corpus.planted()
     text_of = _Texts(corpus)
@@ -177,12 +178,29 @@ def main() -> None:
         print(f"{one['workers']} -> {two['workers']} workers: {speedup:.2f}x faster "
               f"({one['wall_s']:.0f} s -> {two['wall_s']:.0f} s); the reports are identical")
         efficiency = speedup / (two["workers"] / one["workers"])
-        per_record = one["wall_s"] / args.records  # one worker's seconds per record
         for nodes, per_node in ((100, 32), (100, 64)):
-            estimate = per_record * 1e9 / (nodes * per_node * efficiency)
-            print(f"estimate, 10^9 records on {nodes} nodes x {per_node} workers: {estimate / 3600:.1f} h "
-                  f"(linear in records, {efficiency:.2f} of linear in workers, as measured here)")
+            print(estimate_at_scale(one, args.records, path.stat().st_size, bands, nodes * per_node, efficiency,
+                                    f"{nodes} nodes x {per_node} workers"))
     print(f"disk per stage (bytes): {json.dumps(results[-1]['disk_bytes'])}")
+
+
+def estimate_at_scale(one: dict, records: int, size: int, bands: int, workers: int, efficiency: float, where: str,
+                      target: int = 10**9) -> str:
+    """Wall time for `target` records from one worker's measured time per stage: each stage's work grows linearly
+    with the records and is spread over as many workers as the stage has tasks at that size (sketch: one per 128 MB
+    shard; exact and verify: one per worker; bands: bands x hash ranges; report: one), at the measured efficiency."""
+    scale = target / records
+    hash_ranges = -(-int(size * scale) // BAND_BYTES)
+    parallel = {"1 sketch": -(-int(size * scale) // SHARD_BYTES), "2 exact-text groups": workers,
+                "3 band pairs": bands * hash_ranges, "4 verify": workers, "5 report": 1}
+    parts, total = [], 0.0
+    for stage, seconds in one["stages_s"].items():
+        spread = min(workers, parallel.get(stage, 1))
+        wall = seconds * scale / (spread * (efficiency if spread > 1 else 1.0))
+        total += wall
+        parts.append(f"{stage.split(' ', 1)[1]} {wall / 60:.1f} min on {spread}")
+    return (f"estimate, {target:.0e} records on {where}: {total / 3600:.2f} h ({'; '.join(parts)}; each stage linear "
+            f"in records, {efficiency:.2f} of linear in workers as measured here)")
 
 
 class _Texts:

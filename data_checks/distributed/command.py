@@ -1,5 +1,5 @@
-"""`data-checks DATA --engine local|slurm --workdir DIR [--workers N] [--tasks N]`: what the options must be,
-then the run, the same table, JSON and HTML report and exit status as one process gives."""
+"""`data-checks DATA --engine local|slurm --workdir DIR [--workers N] [--tasks N] [--hash-ranges N]`: what the
+options must be, then the run, the same table, JSON and HTML report and exit status as one process gives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from data_checks.config import ChecksConfig
 from data_checks.report import summary_table, write_json_atomic
 
-NOT_WITH_ENGINE = {"against": "--against", "skip_invalid": "--skip-invalid", "write_clean": "--write-clean",
+NOT_WITH_ENGINE = {"against": "--against",
                    "tokenizer": "--tokenizer", "chat_template": "--chat-template"}
 SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_gb": float, "qos": str,
               "account": str}
@@ -30,6 +30,8 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--workers: must be at least 1, got {args.workers}"
     if args.tasks is not None and args.tasks < 1:
         return f"--tasks: must be at least 1, got {args.tasks}"
+    if args.hash_ranges is not None and args.hash_ranges < 1:
+        return f"--hash-ranges: must be at least 1, got {args.hash_ranges}"
     if args.slurm and args.engine != "slurm":
         return "--slurm options need --engine slurm"
     return None
@@ -60,13 +62,14 @@ def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
         print(f"data-checks: error: {problem}", file=sys.stderr)
         return 2
     try:
-        from data_checks.distributed.engine import EngineError, make_plan, run_distributed
+        from data_checks.distributed.engine import EngineError, make_plan, run_distributed, write_clean_copy
     except ImportError as exc:
         print(f"data-checks: error: --engine needs datatrove ({exc}): pip install 'datatrove>=0.10'", file=sys.stderr)
         return 2
     try:
         slurm = _slurm_options(args.slurm) if args.engine == "slurm" else None
-        plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks)
+        plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks, args.hash_ranges,
+                         args.skip_invalid, clean=bool(args.write_clean), redact_pii=args.redact_pii)
         report = run_distributed(plan, args.workdir, args.engine, args.workers, slurm,
                                  say=lambda line: print(line, file=sys.stderr))
     except (EngineError, ValueError) as exc:
@@ -79,4 +82,11 @@ def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
         from data_checks.html_report import write_html_report
 
         print(f"html report: {write_html_report(report, args.html_path)}")
+    if args.write_clean:
+        try:
+            kept = write_clean_copy(plan, args.workdir, args.write_clean)
+        except OSError as exc:
+            print(f"data-checks: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"clean copy: {kept} of {report['records']} records written to {args.write_clean}")
     return 0 if report["passed"] else 1

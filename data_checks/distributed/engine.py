@@ -6,7 +6,6 @@ same work directory is skipped, and so is each finished task of a stage that was
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,31 +23,42 @@ ENGINES = ("local", "slurm")
 SHARD_BYTES = 128 << 20  # a first-stage task holds its shard's texts (about this much) and their sketches
 
 
+# A band task holds 16 bytes per record of its band's key range: one range per 32 GB of input keeps it under
+# about 1.3 GB for records of 400 bytes or more (a 300-word record is ~2 KB: ~0.25 GB).
+BAND_BYTES = 32 * 2**30
+
+
 class EngineError(ValueError):
     """A distributed run that cannot start or go on: its message names the option or file."""
 
 
-def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None) -> Plan:
+def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None,
+              hash_ranges: int | None = None, skip_invalid: bool = False, clean: bool = False,
+              redact_pii: bool = False) -> Plan:
     """The run over `source` (a JSONL file): shards of about equal size, `tasks` of them (default: 4 per worker,
-    and at least one per SHARD_BYTES, which bounds a first-stage task's memory)."""
+    and at least one per SHARD_BYTES, which bounds a first-stage task's memory); each band's keys split into
+    `hash_ranges` tasks (default: one per BAND_BYTES of input, which bounds a band task's memory)."""
     if not str(source).endswith(".jsonl") or not Path(source).is_file():
         raise EngineError(f"{source}: --engine reads JSONL files (one record a line); convert the data first")
     gates = [g for g in config.run if g in DISTRIBUTED_GATES]
     others = [g for g in config.run if g not in DISTRIBUTED_GATES]
     if others:
-        raise EngineError(f"--engine runs the {' and '.join(DISTRIBUTED_GATES)} gates; run {', '.join(others)} "
+        names = f"{', '.join(DISTRIBUTED_GATES[:-1])} and {DISTRIBUTED_GATES[-1]}"
+        raise EngineError(f"--engine runs the {names} gates; run {', '.join(others)} "
                           f"without --engine (--checks {','.join(gates or DISTRIBUTED_GATES)})")
-    fmt = resolve_format([first_record(source)], fmt, str(source))
+    fmt = resolve_format([first_record(source, skip_invalid)], fmt, str(source))
     gates = [g for g in gates if GATES[g].applies_to(fmt)]
     absolute = str(Path(source).resolve())
-    shards = plan_shards(absolute, tasks or max(4 * workers, -(-os.path.getsize(absolute) // SHARD_BYTES)))
     size, mtime = source_state(absolute)
+    shards = plan_shards(absolute, tasks or max(4 * workers, -(-size // SHARD_BYTES)))
     return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
-                config.dedup, config.pii, shards, exact_tasks=workers, verify_tasks=workers, hash_ranges=1)
+                config.dedup, config.pii, config.template, shards, exact_tasks=workers, verify_tasks=workers,
+                hash_ranges=hash_ranges or -(-size // BAND_BYTES), skip_invalid=skip_invalid, clean=clean,
+                redact_pii=redact_pii)
 
 
 def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
-    from data_checks.distributed.stages import BandPairs, ExactGroups, Report, Sketch, Verify
+    from data_checks.distributed.stages import BandPairs, Clean, ExactGroups, Report, Sketch, Verify
 
     dedup = "dedup" in plan.gates
     stages = [("sketch", Sketch(plan, workdir), len(plan.shards))]
@@ -56,7 +66,10 @@ def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
         stages += [("exact", ExactGroups(plan, workdir), plan.exact_tasks),
                    ("bands", BandPairs(plan, workdir), plan.band_tasks),
                    ("verify", Verify(plan, workdir), plan.verify_tasks)]
-    return [*stages, ("report", Report(plan, workdir), 1)]
+    stages.append(("report", Report(plan, workdir), 1))
+    if plan.clean:
+        stages.append(("clean", Clean(plan, workdir), len(plan.shards)))
+    return stages
 
 
 def _check_plan(plan: Plan, workdir: Path) -> None:
@@ -119,6 +132,22 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
     if engine == "slurm":
         wait_for_stages(stages, workdir, say)
     return json.loads((workdir / "report.json").read_text())
+
+
+def write_clean_copy(plan: Plan, workdir: str | Path, out: str | Path) -> int:
+    """The clean stage's parts joined in shard order into `out` (atomically: it appears only once whole); returns
+    the records kept."""
+    from data_checks.report import write_text_atomic
+
+    parts = [Path(workdir) / "clean" / f"{s.index:05d}.jsonl" for s in plan.shards]
+
+    def lines() -> Any:
+        for part in parts:
+            with part.open(encoding="utf-8") as f:
+                yield from f
+
+    write_text_atomic(out, lines())
+    return sum(json.loads(part.with_suffix(".json").read_text())["kept"] for part in parts)
 
 
 def _check_finished(executor: Any, name: str, logs: str) -> None:

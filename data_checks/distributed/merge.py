@@ -10,9 +10,10 @@ import numpy as np
 
 from data_checks.dedup.clusters import clusters_of
 from data_checks.dedup.config import DedupResult
-from data_checks.gates import LENGTH_BINS
+from data_checks.gates import LENGTH_BINS, MAX_LISTED_SKIPPED
 from data_checks.pii.config import PiiResult
 from data_checks.pii.scan import _ordered
+from data_checks.template import MAX_LISTED, TemplateResult
 
 
 def exact_copies(stage: Any) -> tuple[dict[int, list[int]], np.ndarray]:
@@ -89,6 +90,42 @@ def pii_result(stage: Any) -> PiiResult:
                      config.fail_on_confidence, config.count_placeholders)
 
 
+def line_offsets(stage: Any) -> list[int]:
+    """The lines of the file before each shard's first line (each shard numbers its lines from 1)."""
+    counts = [stage.read_json(f"sketch/{s.index:05d}/meta.json")["lines"] for s in stage.plan.shards]
+    return [sum(counts[:k]) for k in range(len(counts))]
+
+
+def skipped_lines(stage: Any) -> dict[str, Any]:
+    """The report's `skipped_invalid`, as one process gives it: every unparseable line counted, the first
+    MAX_LISTED_SKIPPED listed with their line in the whole file."""
+    count, lines = 0, []
+    for shard, lines_before in zip(stage.plan.shards, line_offsets(stage), strict=True):
+        part = stage.read_json(f"sketch/{shard.index:05d}/skipped.json")
+        count += part["count"]
+        lines += [{**entry, "line": entry["line"] + lines_before}
+                  for entry in part["lines"][:MAX_LISTED_SKIPPED - len(lines)]]
+    return {"count": count, "lines": lines}
+
+
+def template_result(stage: Any) -> TemplateResult:
+    """As `TemplateCheck.result` over every record: violations counted, the first `MAX_LISTED` listed with the
+    record's index and line in the whole file (each shard numbers its own from 0 and from its first line)."""
+    plan = stage.plan
+    offsets = stage.offsets()
+    checked = count = 0
+    violations: list[dict[str, Any]] = []
+    for shard, lines_before in zip(plan.shards, line_offsets(stage), strict=False):
+        part = stage.read_json(f"sketch/{shard.index:05d}/template.json")
+        checked, count = checked + part["checked"], count + part["count"]
+        for violation in part["violations"][:MAX_LISTED - len(violations)]:
+            violations.append({**violation, "record": violation["record"] + int(offsets[shard.index]),
+                               "line": violation["line"] + lines_before})
+    rate = count / checked if checked else 0.0
+    limit = plan.template.max_violation_rate
+    return TemplateResult(rate <= limit, plan.fmt, checked, rate, limit, violations)
+
+
 def length_histogram(stage: Any) -> dict[str, Any]:
     """`gates._length_histogram` of every record's length in words, one shard at a time: the same bins (the
     global maximum decides them) and counts."""
@@ -106,14 +143,22 @@ def length_histogram(stage: Any) -> dict[str, Any]:
             "mean": float(mean), "max": top}
 
 
-def build_report(stage: Any) -> dict[str, Any]:
+def build_report(stage: Any) -> tuple[dict[str, Any], DedupResult | None]:
+    """The report, and the near-duplicate gate's full result (every cluster, for the clean copy) if it ran."""
     plan = stage.plan
     results: dict[str, Any] = {}
+    dedup = None
+    if "template" in plan.gates:
+        results["template"] = template_result(stage).to_dict()
     if "dedup" in plan.gates:
-        results["dedup"] = dedup_result(stage).to_dict()
+        dedup = dedup_result(stage)
+        results["dedup"] = dedup.to_dict()
     if "pii" in plan.gates:
         results["pii"] = pii_result(stage).to_dict()
     checks = {name: results[name] for name in plan.gates}
-    return {"passed": all(checks[name]["passed"] for name in plan.fail_on if name in checks),
-            "records": int(stage.offsets()[-1]), "format": plan.fmt, "sources": [plan.label],
-            "fail_on": list(plan.fail_on), "checks": checks, "lengths": length_histogram(stage)}
+    report = {"passed": all(checks[name]["passed"] for name in plan.fail_on if name in checks),
+              "records": int(stage.offsets()[-1]), "format": plan.fmt, "sources": [plan.label],
+              "fail_on": list(plan.fail_on), "checks": checks, "lengths": length_histogram(stage)}
+    if plan.skip_invalid:
+        report["skipped_invalid"] = skipped_lines(stage)
+    return report, dedup

@@ -4,11 +4,13 @@ work directory (`plan.json`), so that a rerun continues the same run or says why
 The work directory holds one folder per stage; each task writes only its own files, and datatrove's
 completion markers (`logs/<stage>/completions/`) say which tasks finished:
 
-    sketch/S/exact-E.npz   band-B-H.npz   words.npy   pii.json   meta.json     one folder per input shard S
+    sketch/S/exact-E.npz  band-B-H.npz  words.npy  pii.json  template.json  skipped.json  meta.json   per shard S
     exact/E.npz            groups of records with the same normalised text (key range E)
     bands/B-H-V.npy        candidate pairs of band B, key range H, for verification task V
     verified/V.npy         candidate pairs whose exact Jaccard reaches the threshold
     report.json            the gate report, the same shape as one process's
+    clean/dropped.npy      with --write-clean: the records the clean copy leaves out (all but the first of a cluster)
+    clean/S.jsonl          shard S's records that the clean copy keeps (redacted with --redact-pii), in order
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_checks.config import TemplateGateConfig
 from data_checks.dedup.config import DedupGateConfig
 from data_checks.dedup.lsh import choose_bands
 from data_checks.distributed.shards import Shard
 from data_checks.pii.config import PiiGateConfig
 
 PLAN = "plan.json"
-DISTRIBUTED_GATES = ("dedup", "pii")
+DISTRIBUTED_GATES = ("template", "dedup", "pii")
 
 
 @dataclass
@@ -43,10 +46,14 @@ class Plan:
     fail_on: list[str]
     dedup: DedupGateConfig
     pii: PiiGateConfig
+    template: TemplateGateConfig
     shards: list[Shard]
     exact_tasks: int
     verify_tasks: int
     hash_ranges: int
+    skip_invalid: bool = False  # unparseable lines counted and left out (`--skip-invalid`), as in one process
+    clean: bool = False  # the clean copy's stage runs (`--write-clean`): one record per cluster
+    redact_pii: bool = False  # and in it the PII that counts is redacted (`--redact-pii`)
     bands: int = field(init=False)
     rows: int = field(init=False)
 
@@ -60,6 +67,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["dedup"], data["pii"] = dataclasses.asdict(self.dedup), dataclasses.asdict(self.pii)
+        data["template"] = dataclasses.asdict(self.template)
         data["shards"] = [s.to_dict() for s in self.shards]
         return data
 
@@ -72,6 +80,7 @@ class Plan:
     def from_dict(cls, data: dict[str, Any]) -> Plan:
         values = {k: v for k, v in data.items() if k not in ("bands", "rows")}
         values["dedup"], values["pii"] = DedupGateConfig(**data["dedup"]), PiiGateConfig(**data["pii"])
+        values["template"] = TemplateGateConfig(**data["template"])
         values["shards"] = [Shard(**s) for s in data["shards"]]
         return cls(**values)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from data_checks.errors import DataError
-from data_checks.records import parse_jsonl_line
+from data_checks.records import SkippedLines, parse_jsonl_line
 
 READ_BLOCK = 1 << 20
 
@@ -63,27 +63,52 @@ def _line_number(path: str, offset: int) -> int:
     return newlines + 1
 
 
-def iter_shard(shard: Shard) -> Iterator[dict[str, Any]]:
-    """The records of the shard's lines, in order; blank lines hold none. A line that is not a JSON object is
-    a DataError naming the file and the line, as the one-process gate reports it."""
+def iter_shard_lines(shard: Shard, skipped: SkippedLines | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) for the shard's lines, in order, `line` counted from 1 at the shard's first line; blank
+    lines hold none. A line that is not a JSON object is a DataError naming the file and the line, as the
+    one-process gate reports it, or, given `skipped` (`--skip-invalid`), counted there (by its line within the
+    shard) and left out."""
     with open(shard.path, "rb") as f:
         f.seek(shard.start)
-        position = shard.start
+        position, line = shard.start, 0
         while position < shard.end:
             raw = f.readline()
             if not raw:
                 break
+            line += 1
             if raw.strip():
                 value, problem = parse_jsonl_line(raw)
-                if problem is not None:
+                if problem is None:
+                    yield line, value
+                elif skipped is None:
                     raise DataError(shard.path, _line_number(shard.path, position), problem)
-                yield value
+                else:
+                    skipped.add(line, problem)
             position += len(raw)
 
 
-def first_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+def iter_shard(shard: Shard, skip_invalid: bool = False) -> Iterator[dict[str, Any]]:
+    """The records of the shard's lines, in order (`iter_shard_lines` without the lines)."""
+    return (record for _, record in iter_shard_lines(shard, SkippedLines(keep=0) if skip_invalid else None))
+
+
+def count_lines(shard: Shard) -> int:
+    """The shard's lines (blank ones too): the line numbers of the shards after it start after these."""
+    with open(shard.path, "rb") as f:
+        f.seek(shard.start)
+        remaining, newlines = shard.end - shard.start, 0
+        while remaining > 0:
+            block = f.read(min(READ_BLOCK, remaining))
+            if not block:
+                break
+            newlines += block.count(b"\n")
+            remaining -= len(block)
+    return newlines
+
+
+def first_record(path: str | os.PathLike[str], skip_invalid: bool = False) -> dict[str, Any]:
     """The first record of the file, which decides its format ("auto")."""
     for shard in plan_shards(path, 1):
-        for record in iter_shard(shard):
+        for record in iter_shard(shard, skip_invalid):
             return record
     raise DataError(str(Path(path)), None, "no records")

@@ -1,10 +1,10 @@
-"""The near-duplicate and PII gates as datatrove pipeline steps, one class per stage (the engine runs them in
+"""The template, near-duplicate and PII gates as datatrove pipeline steps, one class per stage (the engine runs them in
 order; `plan.py` lists the files each writes). Every stage calls the one-process gate's own code for the
 work (sketching, exact-text groups, band pairs, Jaccard verification, clusters, the PII scan), so a
 distributed run finds exactly the pairs and findings one process finds.
 
 1. `Sketch` (a task per input shard): MinHash band keys and exact-text keys of each record, partitioned by
-   key for the next stages; the shard's PII scan and word counts.
+   key for the next stages; the shard's template check (each record's shape), PII scan and word counts.
 2. `ExactGroups` (a task per key range): records with the same normalised text; all but the first are left
    out of the bands (as in one process, only one representative per text is compared).
 3. `BandPairs` (a task per band and key range): representatives sharing the band's key, routed to the
@@ -12,6 +12,7 @@ distributed run finds exactly the pairs and findings one process finds.
 4. `Verify` (a task per group of shard pairs): the exact Jaccard of each candidate pair; it reads only the shards
    that hold one of its pairs' records, once each, and keeps only those records' texts.
 5. `Report` (one task): clusters, rates, PII counts and examples, the length histogram: `report.json`.
+6. `Clean` (with `--write-clean`, a task per shard): the records the clean copy keeps, redacted if asked.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from data_checks.dedup.verify import verify_pairs
 from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
-from data_checks.distributed.shards import Shard, iter_shard
+from data_checks.distributed.shards import Shard, count_lines, iter_shard, iter_shard_lines
 from data_checks.formats import record_text
+from data_checks.gates import MAX_LISTED_SKIPPED
+from data_checks.records import SkippedLines
 
 U64 = np.uint64
 
@@ -79,7 +82,7 @@ class Stage(PipelineStep):
 
     def texts(self, shard: Shard, gate: str) -> Iterator[str]:
         field = self.plan.dedup.field if gate == "dedup" else self.plan.pii.field
-        return (record_text(record, self.plan.fmt, field) for record in iter_shard(shard))
+        return (record_text(record, self.plan.fmt, field) for record in iter_shard(shard, self.plan.skip_invalid))
 
 
 class Sketch(Stage):
@@ -93,8 +96,16 @@ class Sketch(Stage):
             from data_checks.pii.scan import PiiScan
 
             scan = PiiScan(plan.pii)
+        template = None
+        if "template" in plan.gates:
+            from data_checks.template import TemplateCheck
+
+            template = TemplateCheck(plan.fmt, None, plan.template.max_violation_rate)
         store, words = TextStore(), array("I")
-        for record in iter_shard(shard):  # one pass; the shard's texts stay as one UTF-8 buffer
+        skipped = SkippedLines(keep=MAX_LISTED_SKIPPED) if plan.skip_invalid else None
+        for line, record in iter_shard_lines(shard, skipped):  # one pass; the shard's texts stay as one UTF-8 buffer
+            if template is not None:
+                template.add(record, line)
             text = record_text(record, plan.fmt)
             words.append(len(text.split()))
             if "dedup" in plan.gates:
@@ -115,8 +126,14 @@ class Sketch(Stage):
             self.write_json(f"{out}/pii.json", {
                 "records_with_pii": scan.records_with_pii, "by_type": scan.by_type,
                 "by_confidence": scan.by_confidence, "placeholders": scan.placeholders, "examples": scan.examples})
+        if template is not None:
+            self.write_json(f"{out}/template.json", {"checked": template.checked, "count": template.count,
+                                                     "violations": template.violations})
+        if skipped is not None:
+            self.write_json(f"{out}/skipped.json", {"count": skipped.count, "lines": skipped.lines})
         self.save(f"{out}/words.npz", words=np.frombuffer(words, dtype=np.uint32))
-        self.write_json(f"{out}/meta.json", {"records": len(words)})  # last: the later stages count on it
+        meta = {"records": len(words), "lines": count_lines(shard)}
+        self.write_json(f"{out}/meta.json", meta)  # last: the later stages count on it
         self.stat_update("records", value=len(words))
         return data
 
@@ -216,5 +233,40 @@ class Report(Stage):
     name = "5 report"
 
     def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
-        self.write_json("report.json", build_report(self))
+        report, dedup = build_report(self)
+        if self.plan.clean:
+            from data_checks.dedup.clusters import dropped_indices
+
+            drop = np.array(sorted(dropped_indices(dedup)) if dedup is not None else [], dtype=np.int64)
+            with self.folder.open("clean/dropped.npy", "wb") as f:
+                buffer = io.BytesIO()
+                np.save(buffer, drop)
+                f.write(buffer.getvalue())
+        self.write_json("report.json", report)  # last: the command waits for it
+        return data
+
+
+class Clean(Stage):
+    """`--write-clean`, a task per shard: the shard's records but those the report's clusters leave out, PII
+    redacted with `--redact-pii`, as JSON lines the way one process writes them; the command joins the parts."""
+
+    name = "6 clean copy"
+
+    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        from data_checks.pii import redact_record
+
+        plan = self.plan
+        with self.folder.open("clean/dropped.npy", "rb") as f:
+            dropped = np.load(io.BytesIO(f.read()))
+        first = int(self.offsets()[rank])
+        drop = set((dropped[(dropped >= first)] - first).tolist())
+        kept = 0
+        with self.folder.open(f"clean/{rank:05d}.jsonl", "w", encoding="utf-8") as f:
+            for local, record in enumerate(iter_shard(plan.shards[rank], plan.skip_invalid)):
+                if local not in drop:
+                    f.write(json.dumps(redact_record(record, plan.pii) if plan.redact_pii else record,
+                                       ensure_ascii=False) + "\n")
+                    kept += 1
+        self.write_json(f"clean/{rank:05d}.json", {"kept": kept})
+        self.stat_update("records kept", value=kept)
         return data

@@ -34,12 +34,12 @@ from data_checks.pii.config import (
 from data_checks.pii.engine import analyzer_engine
 from data_checks.pii.engine import presidio as _presidio  # the old private names: tests and scripts/bench_pii.py
 from data_checks.pii.findings import Finding
-from data_checks.pii.redact import excerpt, redact
+from data_checks.pii.redact import excerpt, redact, redact_record
 from data_checks.pii.scan import PiiScan, scan_pii
 from data_checks.pii.scanner import find_pii, pii_findings
 from data_checks.pii.scanner import scanner as _scanner
 
 __all__ = ["DEFAULT_ENTITIES", "DEFAULT_SCORE_THRESHOLD", "EXCERPT_CONTEXT", "LANGUAGE", "SUPPORTED_ENTITIES",
            "Finding", "PiiGateConfig", "PiiResult", "PiiScan", "analyzer_engine", "excerpt", "find_pii",
-           "pii_findings", "redact", "scan_pii",
+           "pii_findings", "redact", "redact_record", "scan_pii",
            "_presidio", "_scanner"]

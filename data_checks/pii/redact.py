@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from data_checks.pii.config import EXCERPT_CONTEXT, PiiGateConfig
 from data_checks.pii.scanner import Span, scanner
@@ -34,6 +34,17 @@ def redact(text: str, config: Optional[PiiGateConfig] = None, spans: Optional[Se
         config = config or PiiGateConfig()
         spans = [f.span for f in scanner(config).findings(text) if config.counts(f.confidence, f.placeholder)]
     return _replace(text, spans, 0, len(text), squash=False) if spans else text
+
+
+def redact_record(value: Any, config: Optional[PiiGateConfig] = None) -> Any:
+    """`value` (a record, or any JSON value) with `redact` applied to every string inside it."""
+    if isinstance(value, str):
+        return redact(value, config)
+    if isinstance(value, list):
+        return [redact_record(v, config) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_record(v, config) for k, v in value.items()}
+    return value
 
 
 def excerpt(text: str, spans: Sequence[Span], span: Span, context: int = EXCERPT_CONTEXT) -> str:

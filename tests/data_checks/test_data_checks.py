@@ -845,8 +845,8 @@ def test_streamed_pass_keeps_no_records(tmp_path: Path):
 
 
 def test_cli_write_clean_second_pass_matches_the_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    from data_checks.cli import _redacted
     from data_checks.dedup import DedupGateConfig, find_near_duplicates, keep_indices
+    from data_checks.pii import redact_record
 
     records = _messy_alpaca()
     path = _lines(tmp_path / "d.jsonl", [json.dumps(r) for r in records[:10]] + ["{bad"]
@@ -860,7 +860,7 @@ def test_cli_write_clean_second_pass_matches_the_records(tmp_path: Path, capsys:
     keep = keep_indices(find_near_duplicates(texts, DedupGateConfig()), len(records))
     from data_checks.pii import PiiGateConfig
 
-    assert written == [_redacted(records[i], PiiGateConfig()) for i in keep]
+    assert written == [redact_record(records[i], PiiGateConfig()) for i in keep]
     assert len(written) == len(records) - 3 and written[-1] == records[43]
     assert written[20]["input"] == "mail me at <EMAIL_ADDRESS> or call <PHONE_NUMBER>"
     assert os.listdir(clean.parent) == ["clean.jsonl"]

@@ -1,6 +1,6 @@
-"""The dedup and PII gates as datatrove stages (data_checks/distributed/): the report of a distributed run equals
-the one-process report on the same data, key for key and number for number; an interrupted run continues where it
-stopped; bad input fails as it does without --engine."""
+"""The template, dedup and PII gates as datatrove stages (data_checks/distributed/): the report (and the clean
+copy) of a distributed run equals the one-process report on the same data, key for key and number for number; an
+interrupted run continues where it stopped; bad input fails as it does without --engine."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def planted_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _distributed(path: Path, workdir: Path, workers: int = 2, tasks: int = 5, gates: tuple[str, ...] = ("dedup", "pii"),
-                 lines: list[str] | None = None) -> dict:
-    plan = make_plan(str(path), "auto", _config(gates), workers, tasks)
+                 lines: list[str] | None = None, hash_ranges: int | None = None) -> dict:
+    plan = make_plan(str(path), "auto", _config(gates), workers, tasks, hash_ranges)
     return run_distributed(plan, workdir, "local", workers, say=(lines.append if lines is not None else lambda _: None))
 
 
@@ -79,6 +79,43 @@ def test_one_worker_and_other_shard_counts_give_the_same_report(planted_file: Pa
     reference = _distributed(planted_file, tmp_path / "two")
     assert _distributed(planted_file, tmp_path / "one", workers=1, tasks=1) == reference
     assert _distributed(planted_file, tmp_path / "seven", workers=3, tasks=7) == reference
+    # each band's keys split over 3 tasks: a pair meets in the range its shared key falls in, and only there
+    three = make_plan(str(planted_file), "auto", _config(), 2, 5, hash_ranges=3)
+    assert three.band_tasks == 3 * three.bands
+    assert _distributed(planted_file, tmp_path / "ranges", hash_ranges=3) == reference
+
+
+def _broken(i: int, messages: list[dict[str, str]]) -> dict:
+    """Every 8th conversation breaks the template gate, five ways in turn (shape and consistency problems)."""
+    kind = (i // 8) % 5
+    if i % 8 or kind == 4:
+        return {"messages": messages} if kind != 4 or i % 8 else {"conversation": messages}
+    if kind == 0:
+        return {"messages": messages[1:]}  # starts with the assistant
+    if kind == 1:
+        return {"messages": [messages[0], *messages]}  # two user turns in a row
+    if kind == 2:
+        return {"messages": [*messages, {"role": "system", "content": "late"}]}
+    return {"messages": [{"role": "user", "content": 3}, messages[1]]}  # content not a string
+
+
+def test_the_template_gate_per_shard_gives_the_one_process_violations_and_lines(tmp_path: Path):
+    """130 of 1040 chats break the format (more than the report lists, so the cap across shards counts), with
+    blank lines between some, so a shard's line numbers must continue from the shards before it."""
+    texts, _ = planted_corpus(seed=9, per_level=20, singles=800)
+    path = tmp_path / "chats.jsonl"
+    with path.open("w") as f:
+        for i, text in enumerate(texts[:1040]):
+            record = _broken(i, [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": text}])
+            f.write(json.dumps(record) + ("\n\n\n" if i % 29 == 0 else "\n"))
+    gates = ("template", "dedup", "pii")
+    one = run_gates_streamed(str(path), "auto", _config(gates))
+    template = one["checks"]["template"]
+    assert one["format"] == "chat" and template["checked"] == 1040 and not template["passed"]
+    assert len(template["violations"]) == 100 and template["violation_rate"] == pytest.approx(130 / 1040)
+    assert {v["problem"].split(" ")[0] for v in template["violations"]} >= {"conversation", "two", "system"}
+    assert _distributed(path, tmp_path / "five", gates=gates) == one
+    assert _distributed(path, tmp_path / "seven", workers=3, tasks=7, gates=gates) == one
 
 
 def test_the_same_report_on_alpaca_libre_with_its_labelled_near_duplicates(tmp_path: Path):
@@ -116,14 +153,57 @@ def test_a_malformed_line_fails_with_its_file_and_line_as_without_the_engine(pla
     assert not (tmp_path / "work" / "report.json").exists()
 
 
+def test_skip_invalid_skips_and_lists_the_same_lines_as_without_the_engine(planted_file: Path, tmp_path: Path):
+    """Unparseable lines of every kind, in several shards: counted, listed with their lines in the whole file,
+    and left out of every gate (record indices shift past them), as one process does."""
+    lines = planted_file.read_bytes().split(b"\n")
+    at = [3, len(lines) // 3, len(lines) // 2, len(lines) - 5]
+    for k, bad in zip(at, (b'{"text": "cut short', b"[1, 2]", b"\xff\xfe not text", b"{oops}"), strict=True):
+        lines[k] = bad
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    base = [*CLI, str(path), "--checks", "template,dedup,pii", "--skip-invalid"]
+    plain = subprocess.run([*base, "--json", str(tmp_path / "one.json")], capture_output=True, text=True, cwd=ROOT)
+    engine = subprocess.run([*base, "--json", str(tmp_path / "many.json"), "--engine", "local", "--workdir",
+                             str(tmp_path / "work"), "--tasks", "6"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert plain.returncode == engine.returncode == 1, engine.stderr  # the planted pairs fail; nothing is an error
+    one, many = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "many"))
+    assert one["skipped_invalid"]["count"] == 4
+    assert [entry["line"] for entry in one["skipped_invalid"]["lines"]] == [k + 1 for k in at]
+    assert many == one
+
+
+def test_the_clean_copy_is_the_one_process_copy_byte_for_byte(planted_file: Path, tmp_path: Path):
+    """--write-clean --redact-pii: one record per cluster (the first), PII redacted, written shard by shard and
+    joined: the same bytes as one process writes."""
+    base = [*CLI, str(planted_file), "--checks", "dedup,pii", "--redact-pii"]
+    plain = subprocess.run([*base, "--write-clean", str(tmp_path / "one.jsonl")], capture_output=True, text=True,
+                           cwd=ROOT)
+    engine = subprocess.run([*base, "--write-clean", str(tmp_path / "many.jsonl"), "--engine", "local",
+                             "--workdir", str(tmp_path / "work"), "--tasks", "6"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert plain.returncode == engine.returncode == 1, engine.stderr
+    one = (tmp_path / "one.jsonl").read_bytes()
+    assert (tmp_path / "many.jsonl").read_bytes() == one
+    kept = one.count(b"\n")
+    records = sum(1 for line in planted_file.read_bytes().splitlines() if line.strip())
+    assert f"clean copy: {kept} of {records} records written" in engine.stdout
+    assert kept <= records - 120 and b"<EMAIL_ADDRESS>" in one and b"<PHONE_NUMBER>" in one
+    assert "6 clean copy: 6 of 6 tasks on local" in engine.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--engine", "local"], "--engine local needs --workdir DIR"),
     (["--workdir", "w"], "--workdir needs --engine local or --engine slurm"),
-    (["--engine", "local", "--workdir", "w", "--checks", "dedup,template"],
-     "--engine runs the dedup and pii gates; run template without --engine"),
+    (["--engine", "local", "--workdir", "w", "--checks", "dedup,agreement"],
+     "--engine runs the template, dedup and pii gates; run agreement without --engine"),
+    (["--engine", "local", "--workdir", "w", "--tokenizer", "tok"], "--tokenizer is not supported with --engine"),
     (["--engine", "local", "--workdir", "w", "--against", "x.jsonl"], "--against is not supported with --engine"),
+    (["--engine", "local", "--workdir", "w", "--redact-pii"], "--redact-pii needs --write-clean"),
     (["--engine", "local", "--workdir", "w", "--workers", "0"], "--workers: must be at least 1, got 0"),
     (["--engine", "local", "--workdir", "w", "--slurm", "partition=cpu"], "--slurm options need --engine slurm"),
+    (["--engine", "local", "--workdir", "w", "--hash-ranges", "0"], "--hash-ranges: must be at least 1, got 0"),
     (["--engine", "slurm", "--workdir", "w", "--slurm", "nodes=3"], "--slurm nodes=3: expected KEY=VALUE with KEY"),
 ])
 def test_engine_options_are_checked_before_anything_runs(planted_file: Path, tmp_path: Path, args: list[str],
