@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template-kwargs", metavar="JSON", help="with --tokenizer: arguments for every rendering, "
                    "as data.chat_template_kwargs, e.g. '{\"enable_thinking\": false}'")
     e = p.add_argument_group("distributed (the dedup and pii gates on a datatrove executor; docs/distributed_gates.md)")
-    e.add_argument("--engine", choices=("local", "slurm"),
-                   help="run the gates as pipeline stages: local (processes here) or slurm (job arrays)")
+    e.add_argument("--engine", choices=("local", "slurm", "ray"),
+                   help="run the gates as pipeline stages: local (processes here), slurm (job arrays) or ray (tasks "
+                   "on the cluster RAY_ADDRESS names, else on a local one)")
     e.add_argument("--workdir", help="the stages' files; the same command again continues the run, skipping what "
                    "finished")
     e.add_argument("--workers", type=int, default=2, help="tasks at a time (default 2)")

@@ -1,4 +1,4 @@
-"""`data-checks DATA --engine local|slurm --workdir DIR [--workers N] [--tasks N] [--hash-ranges N]`: what the
+"""`data-checks DATA --engine local|slurm|ray --workdir DIR [--workers N] [--tasks N] [--hash-ranges N]`: what the
 options must be, then the run, the same table, JSON and HTML report and exit status as one process gives."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_
 
 def _problem(args: argparse.Namespace) -> str | None:
     if not args.engine:
-        return "--workdir needs --engine local or --engine slurm"
+        return "--workdir needs --engine local, slurm or ray"
     if not args.workdir:
         return f"--engine {args.engine} needs --workdir DIR (where the stages keep their files)"
     if len(args.paths) != 1:

@@ -5,6 +5,7 @@ same work directory is skipped, and so is each finished task of a stage that was
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -12,14 +13,15 @@ from typing import Any
 
 from data_checks.config import ChecksConfig
 from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Plan, source_state
+from data_checks.distributed.ray_cluster import ray_cluster
 from data_checks.distributed.shards import first_record, plan_shards
-from data_checks.distributed.slurm_jobs import SlurmOptions, slurm_executor, wait_for_stages
+from data_checks.distributed.slurm_jobs import SlurmJobError, SlurmOptions, slurm_executor, wait_for_stages
 from data_checks.errors import DataError
 from data_checks.formats import resolve_format
 from data_checks.records import source_label
 from data_checks.registry import GATES
 
-ENGINES = ("local", "slurm")
+ENGINES = ("local", "slurm", "ray")
 SHARD_BYTES = 128 << 20  # a first-stage task holds its shard's texts (about this much) and their sketches
 
 
@@ -94,7 +96,22 @@ def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depen
 
         return LocalPipelineExecutor([step], tasks=tasks, workers=min(workers, tasks), logging_dir=logs,
                                      start_method="fork")
+    if engine == "ray":
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        # one CPU a task; the memory a task may take is Ray's to enforce (1 GB reserved: a task's bound)
+        return RayPipelineExecutor([step], tasks=tasks, workers=min(workers, tasks), logging_dir=logs,
+                                   cpus_per_task=1, mem_per_cpu_gb=1)
     return slurm_executor(step, tasks, workers, logs, depends, slurm or SlurmOptions())
+
+
+def recorded_error(workdir: Path) -> DataError | None:
+    """The first DataError a task left in `errors/` (a malformed line), to report as one process would."""
+    errors = sorted((workdir / "errors").glob("*.json")) if (workdir / "errors").is_dir() else []
+    for path in errors:
+        found = json.loads(path.read_text())
+        return DataError(found["path"], found["line"], found["problem"])
+    return None
 
 
 def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
@@ -107,6 +124,12 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
     errors_only()  # datatrove's own INFO lines: the task logs have them
     workdir = Path(workdir).absolute()
     _check_plan(plan, workdir)
+    with ray_cluster(workers) if engine == "ray" else contextlib.nullcontext():
+        return _run_stages(plan, workdir, engine, workers, slurm, say)
+
+
+def _run_stages(plan: Plan, workdir: Path, engine: str, workers: int, slurm: SlurmOptions | None,
+                say: Any) -> dict[str, Any]:
     previous, stages = None, []
     for name, step, tasks in _stages(plan, str(workdir)):
         logs = str(workdir / "logs" / name)
@@ -124,13 +147,19 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
                 raise
             except Exception as exc:  # a task's error, re-raised by the pool: its log has the traceback
                 raise EngineError(f"stage {name}: {exc} (task logs: {logs}/logs/)") from None
-        if engine == "local" and done < tasks:
-            _check_finished(executor, name, logs)
+        if engine != "slurm" and done < tasks:
+            _check_finished(executor, name, logs, workdir)
             say(f"{step.name}: done in {time.perf_counter() - started:.1f} s")
         previous = executor
         stages.append((step.name, executor))
     if engine == "slurm":
-        wait_for_stages(stages, workdir, say)
+        try:
+            wait_for_stages(stages, workdir, say)
+        except SlurmJobError:
+            error = recorded_error(workdir)
+            if error is not None:
+                raise error from None
+            raise
     return json.loads((workdir / "report.json").read_text())
 
 
@@ -150,8 +179,11 @@ def write_clean_copy(plan: Plan, workdir: str | Path, out: str | Path) -> int:
     return sum(json.loads(part.with_suffix(".json").read_text())["kept"] for part in parts)
 
 
-def _check_finished(executor: Any, name: str, logs: str) -> None:
+def _check_finished(executor: Any, name: str, logs: str, workdir: Path) -> None:
     failed = executor.get_incomplete_ranks()
     if failed:
+        error = recorded_error(workdir)
+        if error is not None:
+            raise error
         raise EngineError(f"stage {name}: task(s) {', '.join(map(str, failed[:10]))} failed; see "
                           f"{logs}/logs/task_{failed[0]:05d}.log. Run the same command again to redo only those")

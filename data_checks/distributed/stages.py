@@ -36,6 +36,7 @@ from data_checks.distributed import quiet  # noqa: F401  (task logs go to their 
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
 from data_checks.distributed.shards import Shard, count_lines, iter_shard, iter_shard_lines
+from data_checks.errors import DataError
 from data_checks.formats import record_text
 from data_checks.gates import MAX_LISTED_SKIPPED
 from data_checks.records import SkippedLines
@@ -51,6 +52,18 @@ class Stage(PipelineStep):
     def __init__(self, plan: Plan, workdir: str) -> None:
         super().__init__()
         self.plan, self.workdir = plan, workdir
+
+    def __call__(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Any:
+        """The task; a DataError (a malformed line) is also left in `errors/` for the command to report, since
+        under SLURM and Ray a task's exception does not reach it."""
+        error = f"errors/{self.name.split()[1]}-{rank:05d}.json"
+        if self.folder.exists(error):
+            self.folder.rm(error)
+        try:
+            return super().__call__(data, rank, world_size)
+        except DataError as exc:
+            self.write_json(error, {"path": exc.path, "line": exc.line, "problem": exc.problem})
+            raise
 
     @property
     def folder(self) -> Any:

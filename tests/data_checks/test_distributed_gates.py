@@ -195,7 +195,7 @@ def test_the_clean_copy_is_the_one_process_copy_byte_for_byte(planted_file: Path
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--engine", "local"], "--engine local needs --workdir DIR"),
-    (["--workdir", "w"], "--workdir needs --engine local or --engine slurm"),
+    (["--workdir", "w"], "--workdir needs --engine local, slurm or ray"),
     (["--engine", "local", "--workdir", "w", "--checks", "dedup,agreement"],
      "--engine runs the template, dedup and pii gates; run agreement without --engine"),
     (["--engine", "local", "--workdir", "w", "--tokenizer", "tok"], "--tokenizer is not supported with --engine"),
