@@ -10,8 +10,7 @@ from typing import Any
 from data_checks.config import ChecksConfig
 from data_checks.report import summary_table, write_json_atomic
 
-NOT_WITH_ENGINE = {"against": "--against",
-                   "tokenizer": "--tokenizer", "chat_template": "--chat-template"}
+NOT_WITH_ENGINE = {"tokenizer": "--tokenizer", "chat_template": "--chat-template"}
 SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_gb": float, "qos": str,
               "account": str}
 
@@ -69,7 +68,8 @@ def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
     try:
         slurm = _slurm_options(args.slurm) if args.engine == "slurm" else None
         plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks, args.hash_ranges,
-                         args.skip_invalid, clean=bool(args.write_clean), redact_pii=args.redact_pii)
+                         args.skip_invalid, clean=bool(args.write_clean), redact_pii=args.redact_pii,
+                         against=str(args.against) if args.against else None)
         report = run_distributed(plan, args.workdir, args.engine, args.workers, slurm,
                                  say=lambda line: print(line, file=sys.stderr))
     except (EngineError, ValueError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from data_checks.config import ChecksConfig
-from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Plan, source_state
+from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Against, Plan, source_state
 from data_checks.distributed.ray_cluster import ray_cluster
 from data_checks.distributed.shards import first_record, plan_shards
 from data_checks.distributed.slurm_jobs import SlurmJobError, SlurmOptions, slurm_executor, wait_for_stages
@@ -36,12 +36,13 @@ class EngineError(ValueError):
 
 def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None,
               hash_ranges: int | None = None, skip_invalid: bool = False, clean: bool = False,
-              redact_pii: bool = False) -> Plan:
+              redact_pii: bool = False, against: str | None = None) -> Plan:
     """The run over `source` (a JSONL file): shards of about equal size, `tasks` of them (default: 4 per worker,
     and at least one per SHARD_BYTES, which bounds a first-stage task's memory); each band's keys split into
     `hash_ranges` tasks (default: one per BAND_BYTES of input, which bounds a band task's memory)."""
-    if not str(source).endswith(".jsonl") or not Path(source).is_file():
-        raise EngineError(f"{source}: --engine reads JSONL files (one record a line); convert the data first")
+    for path in filter(None, (source, against)):
+        if not str(path).endswith(".jsonl") or not Path(path).is_file():
+            raise EngineError(f"{path}: --engine reads JSONL files (one record a line); convert the data first")
     gates = [g for g in config.run if g in DISTRIBUTED_GATES]
     others = [g for g in config.run if g not in DISTRIBUTED_GATES]
     if others:
@@ -56,14 +57,21 @@ def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: 
     return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
                 config.dedup, config.pii, config.template, shards, exact_tasks=workers, verify_tasks=workers,
                 hash_ranges=hash_ranges or -(-size // BAND_BYTES), skip_invalid=skip_invalid, clean=clean,
-                redact_pii=redact_pii)
+                redact_pii=redact_pii, against=_against(against, workers) if against else None)
+
+
+def _against(path: str, workers: int) -> Against:
+    absolute = str(Path(path).resolve())
+    size, mtime = source_state(absolute)
+    shards = plan_shards(absolute, max(workers, -(-size // SHARD_BYTES)))
+    return Against(absolute, source_label(path), size, mtime, shards)
 
 
 def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
     from data_checks.distributed.stages import BandPairs, Clean, ExactGroups, Report, Sketch, Verify
 
     dedup = "dedup" in plan.gates
-    stages = [("sketch", Sketch(plan, workdir), len(plan.shards))]
+    stages = [("sketch", Sketch(plan, workdir), plan.sketch_tasks)]
     if dedup:
         stages += [("exact", ExactGroups(plan, workdir), plan.exact_tasks),
                    ("bands", BandPairs(plan, workdir), plan.band_tasks),

@@ -48,8 +48,15 @@ def dedup_result(stage: Any) -> DedupResult:
     pairs.sort()
     config = plan.dedup
     near_rate = near_extra / n if n else 0.0
-    return DedupResult(near_rate < config.max_rate, near_rate, exact_extra / n if n else 0.0, clusters,
-                       config.threshold, config.num_perm, plan.bands, plan.rows, config.max_rate, None, n, pairs)
+    passed = near_rate < config.max_rate
+    found, across = None, []
+    if plan.against is not None:
+        from data_checks.distributed.against import contamination
+
+        found, across = contamination(stage)
+        passed = passed and not (config.fail_on_contamination and found["contaminated"])
+    return DedupResult(passed, near_rate, exact_extra / n if n else 0.0, clusters, config.threshold,
+                       config.num_perm, plan.bands, plan.rows, config.max_rate, found, n, pairs, across)
 
 
 def pii_result(stage: Any) -> PiiResult:
@@ -159,6 +166,8 @@ def build_report(stage: Any) -> tuple[dict[str, Any], DedupResult | None]:
     report = {"passed": all(checks[name]["passed"] for name in plan.fail_on if name in checks),
               "records": int(stage.offsets()[-1]), "format": plan.fmt, "sources": [plan.label],
               "fail_on": list(plan.fail_on), "checks": checks, "lengths": length_histogram(stage)}
+    if plan.against is not None:
+        report["against"] = plan.against.label
     if plan.skip_invalid:
         report["skipped_invalid"] = skipped_lines(stage)
     return report, dedup

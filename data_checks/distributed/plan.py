@@ -11,6 +11,8 @@ completion markers (`logs/<stage>/completions/`) say which tasks finished:
     report.json            the gate report, the same shape as one process's
     clean/dropped.npy      with --write-clean: the records the clean copy leaves out (all but the first of a cluster)
     clean/S.jsonl          shard S's records that the clean copy keeps (redacted with --redact-pii), in order
+    with --against:  sketch-against/A/band-B-H.npz, meta.json (its shard A's band keys); bands/B-H-V-x.npy and
+                     verified/V-x.npy (pairs of a record of the data and one of `against`)
 """
 
 from __future__ import annotations
@@ -30,6 +32,26 @@ from data_checks.pii.config import PiiGateConfig
 
 PLAN = "plan.json"
 DISTRIBUTED_GATES = ("template", "dedup", "pii")
+
+
+@dataclass
+class Against:
+    """The second dataset (`--against`, e.g. the eval split) whose records are checked for near-duplicates in the
+    first (contamination), cut into shards like the first."""
+
+    source: str
+    label: str
+    size: int
+    mtime_ns: int
+    shards: list[Shard]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in ("source", "label", "size", "mtime_ns")},
+                "shards": [s.to_dict() for s in self.shards]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Against:
+        return cls(**{**data, "shards": [Shard(**s) for s in data["shards"]]})
 
 
 @dataclass
@@ -54,6 +76,7 @@ class Plan:
     skip_invalid: bool = False  # unparseable lines counted and left out (`--skip-invalid`), as in one process
     clean: bool = False  # the clean copy's stage runs (`--write-clean`): one record per cluster
     redact_pii: bool = False  # and in it the PII that counts is redacted (`--redact-pii`)
+    against: Against | None = None
     bands: int = field(init=False)
     rows: int = field(init=False)
 
@@ -64,10 +87,16 @@ class Plan:
     def band_tasks(self) -> int:
         return self.bands * self.hash_ranges
 
+    @property
+    def sketch_tasks(self) -> int:
+        """One per shard of the data, then one per shard of `against`."""
+        return len(self.shards) + (len(self.against.shards) if self.against is not None else 0)
+
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["dedup"], data["pii"] = dataclasses.asdict(self.dedup), dataclasses.asdict(self.pii)
         data["template"] = dataclasses.asdict(self.template)
+        data["against"] = self.against.to_dict() if self.against is not None else None
         data["shards"] = [s.to_dict() for s in self.shards]
         return data
 
@@ -81,6 +110,7 @@ class Plan:
         values = {k: v for k, v in data.items() if k not in ("bands", "rows")}
         values["dedup"], values["pii"] = DedupGateConfig(**data["dedup"]), PiiGateConfig(**data["pii"])
         values["template"] = TemplateGateConfig(**data["template"])
+        values["against"] = Against.from_dict(data["against"]) if data.get("against") else None
         values["shards"] = [Shard(**s) for s in data["shards"]]
         return cls(**values)
 

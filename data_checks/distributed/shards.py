@@ -106,6 +106,26 @@ def count_lines(shard: Shard) -> int:
     return newlines
 
 
+def texts_of(shards: list[Shard], offsets: Any, needed: Any, fmt: str, field: str | None,
+             skip_invalid: bool) -> tuple[Any, dict[int, int]]:
+    """The texts of the `needed` records (sorted global indices; `offsets`: each shard's first index) in a
+    TextStore, reading once each shard that holds one and keeping only those; and each one's position in it."""
+    import numpy as np
+
+    from data_checks.dedup.store import TextStore
+    from data_checks.formats import record_text
+
+    holder = np.searchsorted(offsets, needed, side="right") - 1
+    store, position = TextStore(), {}
+    for s in np.unique(holder).tolist():
+        wanted = set((needed[holder == s] - offsets[s]).tolist())
+        for local, record in enumerate(iter_shard(shards[s], skip_invalid)):
+            if local in wanted:
+                position[local + int(offsets[s])] = len(store)
+                store.add(record_text(record, fmt, field))
+    return store, position
+
+
 def first_record(path: str | os.PathLike[str], skip_invalid: bool = False) -> dict[str, Any]:
     """The first record of the file, which decides its format ("auto")."""
     for shard in plan_shards(path, 1):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 from array import array
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,7 @@ from data_checks.dedup.verify import verify_pairs
 from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
-from data_checks.distributed.shards import Shard, count_lines, iter_shard, iter_shard_lines
+from data_checks.distributed.shards import count_lines, iter_shard, iter_shard_lines, texts_of
 from data_checks.errors import DataError
 from data_checks.formats import record_text
 from data_checks.gates import MAX_LISTED_SKIPPED
@@ -93,15 +92,16 @@ class Stage(PipelineStep):
         counts = [self.read_json(f"sketch/{s.index:05d}/meta.json")["records"] for s in self.plan.shards]
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-    def texts(self, shard: Shard, gate: str) -> Iterator[str]:
-        field = self.plan.dedup.field if gate == "dedup" else self.plan.pii.field
-        return (record_text(record, self.plan.fmt, field) for record in iter_shard(shard, self.plan.skip_invalid))
-
 
 class Sketch(Stage):
     name = "1 sketch"
 
     def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
+        if rank >= len(self.plan.shards):  # a shard of --against
+            from data_checks.distributed.against import sketch_against
+
+            sketch_against(self, rank - len(self.plan.shards))
+            return data
         plan, shard = self.plan, self.plan.shards[rank]
         out = f"sketch/{rank:05d}"
         scan = None
@@ -203,6 +203,11 @@ class BandPairs(Stage):
                 np.save(buffer, np.stack([first[mine], second[mine]], axis=1))
                 f.write(buffer.getvalue())
         self.stat_update("candidate pairs", value=len(first))
+        if plan.against is not None:
+            from data_checks.distributed.against import band_pairs_across
+
+            self.stat_update("candidate pairs across", value=band_pairs_across(self, band, hash_range, keys_all,
+                                                                               index_all, offsets))
         return data
 
 
@@ -219,15 +224,8 @@ class Verify(Stage):
         pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
         offsets = self.offsets()
         # The texts of the records in these pairs only: one pass over each shard that holds one of them.
-        needed = np.unique(pairs)
-        holder = np.searchsorted(offsets, needed, side="right") - 1
-        store, position = TextStore(), {}
-        for s in np.unique(holder).tolist():
-            wanted = set((needed[holder == s] - offsets[s]).tolist())
-            for local, text in enumerate(self.texts(plan.shards[s], "dedup")):
-                if local in wanted:
-                    position[local + int(offsets[s])] = len(store)
-                    store.add(text)
+        store, position = texts_of(plan.shards, offsets, np.unique(pairs), plan.fmt, plan.dedup.field,
+                                   plan.skip_invalid)
         local_pairs = [(position[i], position[j]) for i, j in pairs.tolist()]
         index_of = {p: g for g, p in position.items()}
         found = [(index_of[i], index_of[j], similarity)
@@ -239,6 +237,10 @@ class Verify(Stage):
             f.write(buffer.getvalue())
         self.stat_update("candidate pairs", value=len(pairs))
         self.stat_update("verified pairs", value=len(found))
+        if plan.against is not None:
+            from data_checks.distributed.against import verify_across
+
+            self.stat_update("candidate pairs across", value=verify_across(self, rank, offsets))
         return data
 
 

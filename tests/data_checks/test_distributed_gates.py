@@ -118,6 +118,31 @@ def test_the_template_gate_per_shard_gives_the_one_process_violations_and_lines(
     assert _distributed(path, tmp_path / "seven", workers=3, tasks=7, gates=gates) == one
 
 
+def test_contamination_against_a_second_file_is_the_one_process_finding(planted_file: Path, tmp_path: Path):
+    """--against: an "eval split" holding near-copies (J about 0.75-1.0) and exact copies of training records,
+    its own exact duplicates, and fresh texts, in 2 shards against 5: the same contaminated records (50), pairs
+    and order."""
+    texts = [json.loads(line)["text"] for line in planted_file.read_text().splitlines() if line.strip()]
+    rng = random.Random(11)
+    fresh, _ = planted_corpus(seed=12, per_level=5, singles=150)
+    words = [w for t in fresh for w in t.split()]
+    evaluation = []
+    for k in range(60):
+        base = texts[rng.randrange(len(texts))].split()
+        changed = [w if rng.random() > 0.01 * (k % 4) else rng.choice(words) for w in base]  # J about 1-0.75
+        evaluation.append(" ".join(changed))
+    evaluation += fresh[:150] + evaluation[:5]
+    rng.shuffle(evaluation)
+    against = tmp_path / "eval.jsonl"
+    against.write_text("".join(json.dumps({"text": t}) + "\n" for t in evaluation))
+    one = run_gates_streamed(str(planted_file), "auto", _config(("dedup",)), against=str(against))
+    found = one["checks"]["dedup"]["contamination"]
+    assert 30 <= found["contaminated"] < 70 and found["records"] == len(evaluation) and one["against"]
+    plan = make_plan(str(planted_file), "auto", _config(("dedup",)), 2, 5, against=str(against))
+    assert plan.sketch_tasks == 5 + len(plan.against.shards) and len(plan.against.shards) >= 2
+    assert run_distributed(plan, tmp_path / "work", "local", 2, say=lambda _: None) == one
+
+
 def test_the_same_report_on_alpaca_libre_with_its_labelled_near_duplicates(tmp_path: Path):
     path = needs_shared("alpaca_libre_quality_labels") / "alpaca_libre_tasks_v1.jsonl"
     one = run_gates_streamed(str(path), "auto", _config(("dedup",)))
@@ -199,7 +224,7 @@ def test_the_clean_copy_is_the_one_process_copy_byte_for_byte(planted_file: Path
     (["--engine", "local", "--workdir", "w", "--checks", "dedup,agreement"],
      "--engine runs the template, dedup and pii gates; run agreement without --engine"),
     (["--engine", "local", "--workdir", "w", "--tokenizer", "tok"], "--tokenizer is not supported with --engine"),
-    (["--engine", "local", "--workdir", "w", "--against", "x.jsonl"], "--against is not supported with --engine"),
+    (["--engine", "local", "--workdir", "w", "--against", "x.csv"], "x.csv: --engine reads JSONL files"),
     (["--engine", "local", "--workdir", "w", "--redact-pii"], "--redact-pii needs --write-clean"),
     (["--engine", "local", "--workdir", "w", "--workers", "0"], "--workers: must be at least 1, got 0"),
     (["--engine", "local", "--workdir", "w", "--slurm", "partition=cpu"], "--slurm options need --engine slurm"),

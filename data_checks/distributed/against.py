@@ -1,0 +1,122 @@
+"""`--against` (contamination) in the distributed stages: the second dataset's records that have a verified
+near-duplicate among the first's, exactly as the one-process gate finds them (`NearDuplicateGate._contamination`):
+
+- sketch: a task per shard of `against` writes its records' band keys (records with words only);
+- bands: each band task also pairs the representatives of the data with the `against` records that share the
+  band's key (`pairs_across`), routed to the verify task that owns the pair's two shards;
+- verify: the exact Jaccard of each such pair, reading only the shards (of either file) that hold one;
+- report: the `contamination` entry, pairs ordered by (against record, data record) as one process orders them.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+from data_checks.dedup.config import MAX_LISTED_PAIRS
+from data_checks.dedup.lsh import pairs_across
+from data_checks.dedup.sketching import sketch_range
+from data_checks.dedup.store import TextStore
+from data_checks.distributed.shards import iter_shard, texts_of
+from data_checks.formats import record_text
+
+U64 = np.uint64
+
+
+def sketch_against(stage: Any, a: int) -> None:
+    """Task `a` of the against side of the first stage: band keys of shard `a` of `against`."""
+    plan = stage.plan
+    store = TextStore()
+    for record in iter_shard(plan.against.shards[a], plan.skip_invalid):
+        store.add(record_text(record, plan.fmt, plan.dedup.field))
+    out = f"sketch-against/{a:05d}"
+    if "dedup" in plan.gates:
+        band_keys, _, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
+        index = np.arange(len(store), dtype=np.int64)
+        for b in range(plan.bands):
+            for h in range(plan.hash_ranges):
+                mine = has_words & (band_keys[b] % U64(plan.hash_ranges) == U64(h))
+                stage.save(f"{out}/band-{b:02d}-{h:03d}.npz", keys=band_keys[b][mine], index=index[mine])
+    stage.write_json(f"{out}/meta.json", {"records": len(store)})  # last: the later stages count on it
+
+
+def against_offsets(stage: Any) -> np.ndarray:
+    """The global index (in `against`) of each of its shards' first record."""
+    counts = [stage.read_json(f"sketch-against/{s.index:05d}/meta.json")["records"] for s in stage.plan.against.shards]
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _save_pairs(stage: Any, path: str, first: np.ndarray, second: np.ndarray) -> None:
+    with stage.folder.open(path, "wb") as f:
+        buffer = io.BytesIO()
+        np.save(buffer, np.stack([first, second], axis=1))
+        f.write(buffer.getvalue())
+
+
+def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, index: np.ndarray,
+                      offsets: np.ndarray) -> int:
+    """Pairs (data record, against record) sharing this band's key, one file per verify task; returns the count.
+    `keys`, `index`: the data's representatives in this band and key range (global indices)."""
+    plan = stage.plan
+    theirs, their_index = [], []
+    other_offsets = against_offsets(stage)
+    for s in plan.against.shards:
+        part = stage.load(f"sketch-against/{s.index:05d}/band-{band:02d}-{hash_range:03d}.npz")
+        theirs.append(part["keys"])
+        their_index.append(part["index"] + other_offsets[s.index])
+    other = np.concatenate(theirs) if theirs else np.empty(0, dtype=U64)
+    other_index = np.concatenate(their_index) if their_index else np.empty(0, dtype=np.int64)
+    codes = pairs_across(keys, other)
+    m = max(len(other), 1)
+    first, second = index[codes // m], other_index[codes % m]
+    si = np.searchsorted(offsets, first, side="right") - 1
+    sj = np.searchsorted(other_offsets, second, side="right") - 1
+    owner = (si * len(plan.against.shards) + sj) % plan.verify_tasks
+    for v in range(plan.verify_tasks):
+        mine = owner == v
+        _save_pairs(stage, f"bands/{band:02d}-{hash_range:03d}-{v:03d}-x.npy", first[mine], second[mine])
+    return len(first)
+
+
+def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
+    """Verify task `rank`'s pairs (data record, against record) by exact Jaccard; returns the pairs verified."""
+    from data_checks.dedup.verify import verify_pairs
+
+    plan = stage.plan
+    parts = []
+    for b in range(plan.bands):
+        for h in range(plan.hash_ranges):
+            with stage.folder.open(f"bands/{b:02d}-{h:03d}-{rank:03d}-x.npy", "rb") as f:
+                parts.append(np.load(io.BytesIO(f.read())))
+    pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
+    read = (plan.fmt, plan.dedup.field, plan.skip_invalid)
+    mine, at_mine = texts_of(plan.shards, offsets, np.unique(pairs[:, 0]), *read)
+    theirs, at_theirs = texts_of(plan.against.shards, against_offsets(stage), np.unique(pairs[:, 1]), *read)
+    local = [(at_mine[i], at_theirs[j]) for i, j in pairs.tolist()]
+    back_mine, back_theirs = {p: g for g, p in at_mine.items()}, {p: g for g, p in at_theirs.items()}
+    found = [(back_mine[i], back_theirs[j], similarity)
+             for i, j, similarity in verify_pairs(mine, theirs, local, plan.dedup.ngram, plan.dedup.threshold)]
+    array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
+    with stage.folder.open(f"verified/{rank:03d}-x.npy", "wb") as f:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        f.write(buffer.getvalue())
+    return len(pairs)
+
+
+def contamination(stage: Any) -> tuple[dict[str, Any], list[tuple[int, int, float]]]:
+    """The report's `contamination` entry and every verified pair, as `NearDuplicateGate._contamination`."""
+    plan = stage.plan
+    verified: list[tuple[int, int, float]] = []
+    for v in range(plan.verify_tasks):
+        with stage.folder.open(f"verified/{v:03d}-x.npy", "rb") as f:
+            part = np.load(io.BytesIO(f.read()))
+        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+    verified.sort(key=lambda p: (p[1], p[0]))
+    m = int(against_offsets(stage)[-1])
+    contaminated = len({j for _, j, _ in verified})
+    listed = [[i, j, round(s, 4)] for i, j, s in verified[:MAX_LISTED_PAIRS]]
+    return ({"records": m, "contaminated": contaminated, "rate": contaminated / m if m else 0.0,
+             "pairs": listed}, verified)
