@@ -158,9 +158,10 @@ def main() -> None:
     results = []
     for workers in counts:
         workdir = args.workdir / f"work-{workers}"
-        result = _child(path, workdir, workers, workers * args.tasks_per_worker)
-        result["pairs"] = _reported_pairs(workdir, make_plan(str(path), "auto", _dedup_config(), workers,
-                                                              workers * args.tasks_per_worker))
+        # as data-checks plans it: 4 shards a worker, and one per SHARD_BYTES at least (a task's memory bound)
+        tasks = max(workers * args.tasks_per_worker, -(-path.stat().st_size // SHARD_BYTES))
+        result = _child(path, workdir, workers, tasks)
+        result["pairs"] = _reported_pairs(workdir, make_plan(str(path), "auto", _dedup_config(), workers, tasks))
         results.append(result)
         bands = make_plan(str(path), "auto", _dedup_config(), workers, 1).bands
         print(json.dumps({k: v for k, v in result.items() if k not in ("report", "pairs")}))
