@@ -171,9 +171,7 @@ def _chat_template(args: argparse.Namespace) -> Any:
         return None
     import json
 
-    from transformers import AutoTokenizer
-
-    from data_checks.chat_template import ChatTemplate
+    from data_checks.template import load_chat_template
 
     try:
         kwargs = json.loads(args.chat_template_kwargs) if args.chat_template_kwargs else {}
@@ -181,10 +179,8 @@ def _chat_template(args: argparse.Namespace) -> Any:
         raise UsageError(f"--chat-template-kwargs is not valid JSON: {exc}") from None
     if not isinstance(kwargs, dict):
         raise UsageError("--chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'")
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    if args.chat_template:
-        tokenizer.chat_template = args.chat_template.read_text(encoding="utf-8")
-    return ChatTemplate(tokenizer, kwargs)
+    return load_chat_template(args.tokenizer, args.chat_template.read_text(encoding="utf-8")
+                              if args.chat_template else None, kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         from data_checks.distributed.command import distributed_main
 
         try:
+            _chat_template(args)  # a tokenizer that cannot be loaded, or bad template options, fail here once
             return distributed_main(args, _config(args))
-        except (DataError, UsageError) as exc:
+        except (DataError, UsageError, OSError) as exc:
             print(f"data-checks: error: {exc}", file=sys.stderr)
             return 2
     try:

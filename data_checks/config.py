@@ -8,6 +8,7 @@ gathered here into `ChecksConfig`, the node `checks` of the training config and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from data_checks.agreement import AgreementGateConfig
 from data_checks.dedup import DedupGateConfig
@@ -15,6 +16,7 @@ from data_checks.pii import PiiGateConfig
 from data_checks.registry import GATES
 
 AVAILABLE_GATES = tuple(GATES)
+ENGINES = ("local", "slurm", "ray")  # data_checks/distributed/: where `checks.engine` runs the gates' stages
 DEFAULT_GATES = ["template", "dedup", "pii"]  # agreement needs annotation data: `--format classification`
 
 
@@ -36,6 +38,12 @@ class ChecksConfig:
     dedup: DedupGateConfig = field(default_factory=DedupGateConfig)
     pii: PiiGateConfig = field(default_factory=PiiGateConfig)
     agreement: AgreementGateConfig = field(default_factory=AgreementGateConfig)
+    # train.py only (data-checks has --engine): the dedup and pii gates of a run as stages on a distributed engine
+    # (docs/distributed_gates.md), for training data too large for one process's gates; null: in this process.
+    engine: Optional[str] = None  # local | slurm | ray
+    engine_workers: int = 2  # tasks at a time
+    engine_workdir: Optional[str] = None  # the stages' files; default: <run dir>/data_checks_work (reused on resume)
+    engine_slurm: dict[str, Any] = field(default_factory=dict)  # with engine=slurm: partition, time, cpus_per_task, ...
 
     def problems(self) -> list[str]:
         """Config mistakes, each naming its key."""
@@ -51,6 +59,13 @@ class ChecksConfig:
             found.append("checks.template.max_violation_rate: must be between 0 and 1")
         for gate in (self.dedup, self.pii, self.agreement):
             found.extend(gate.problems())
+        if self.engine is not None and self.engine not in ENGINES:
+            found.append(f"checks.engine: {self.engine!r} is not one of {', '.join(ENGINES)} "
+                         "(or null: in this process)")
+        if self.engine_workers < 1:
+            found.append(f"checks.engine_workers: must be at least 1, got {self.engine_workers}")
+        if self.engine_slurm and self.engine != "slurm":
+            found.append("checks.engine_slurm: only with checks.engine=slurm")
         return found
 
 

@@ -43,6 +43,19 @@ NOTE_TEXT = {
 }
 
 
+def load_chat_template(tokenizer: str, template: str | None = None,
+                       template_kwargs: dict[str, Any] | None = None) -> ChatTemplate:
+    """The chat template of the tokenizer at `tokenizer` (a local dir or hub ID; imports transformers), its template
+    replaced by `template` (the text) when given, rendering with `template_kwargs`: `--tokenizer`,
+    `--chat-template`, `--chat-template-kwargs`."""
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(tokenizer)
+    if template:
+        loaded.chat_template = template
+    return ChatTemplate(loaded, template_kwargs)
+
+
 def as_chat_template(tokenizer: Any, template_kwargs: dict[str, Any] | None = None) -> ChatTemplate | None:
     """A ChatTemplate for `tokenizer` (passed through when it already is one; None stays None)."""
     if tokenizer is None or isinstance(tokenizer, ChatTemplate):

@@ -81,8 +81,13 @@ def _run_gates(checks: ChecksConfig, splits: DataSplits, chat: ChatTemplate, max
         return None
     # The eval split rides along as `against`: near-duplicates of training records in it are contamination.
     # `verdicts`: the template gate reads what the rows' rendering found instead of rendering each chat again.
-    report = run_gates(splits.train, splits.format, checks, tokenizer=chat, against=splits.eval,
-                       max_length=max_length, encoded=verdicts)
+    if checks.engine is not None:  # dedup and pii as stages on a distributed engine (gatetune/engine_gates.py)
+        from gatetune.engine_gates import engine_gates
+
+        report = engine_gates(checks, splits, chat, max_length, run_dir, verdicts, is_main_process())
+    else:
+        report = run_gates(splits.train, splits.format, checks, tokenizer=chat, against=splits.eval,
+                           max_length=max_length, encoded=verdicts)
     report["report_path"] = str(run_dir / "data_checks.json")
     if is_main_process():
         write_json_atomic(report["report_path"], report)

@@ -10,10 +10,6 @@ from typing import Any
 from data_checks.config import ChecksConfig
 from data_checks.report import summary_table, write_json_atomic
 
-NOT_WITH_ENGINE = {"tokenizer": "--tokenizer", "chat_template": "--chat-template"}
-SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_gb": float, "qos": str,
-              "account": str}
-
 
 def _problem(args: argparse.Namespace) -> str | None:
     if not args.engine:
@@ -22,9 +18,6 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--engine {args.engine} needs --workdir DIR (where the stages keep their files)"
     if len(args.paths) != 1:
         return "--engine takes exactly one PATH"
-    for name, flag in NOT_WITH_ENGINE.items():
-        if getattr(args, name, None):
-            return f"{flag} is not supported with --engine yet; run without --engine for it"
     if args.workers < 1:
         return f"--workers: must be at least 1, got {args.workers}"
     if args.tasks is not None and args.tasks < 1:
@@ -37,22 +30,29 @@ def _problem(args: argparse.Namespace) -> str | None:
 
 
 def _slurm_options(pairs: list[str]) -> Any:
-    from data_checks.distributed.engine import SlurmOptions
+    from data_checks.distributed.slurm_jobs import slurm_options
 
-    options = SlurmOptions()
+    settings = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
-        if key not in SLURM_KEYS or not value:
-            raise ValueError(f"--slurm {pair}: expected KEY=VALUE with KEY one of {', '.join(SLURM_KEYS)}")
-        try:
-            parsed = SLURM_KEYS[key](value)
-        except ValueError:
-            raise ValueError(f"--slurm {pair}: {value!r} is not a {SLURM_KEYS[key].__name__}") from None
-        if key == "account":
-            options.sbatch_args["account"] = parsed
-        else:
-            setattr(options, key, parsed)
-    return options
+        settings[key] = value
+        slurm_options(settings, f"--slurm {pair}")  # each pair's own message
+    return slurm_options(settings)
+
+
+def _rendering(args: argparse.Namespace) -> dict[str, Any] | None:
+    """With --tokenizer: what each sketch task needs to render the records through the chat template (a local
+    tokenizer as an absolute path: the tasks may start elsewhere)."""
+    if not args.tokenizer:
+        return None
+    import json
+    from pathlib import Path
+
+    tokenizer = str(Path(args.tokenizer).absolute()) if Path(args.tokenizer).exists() else args.tokenizer
+    return {"tokenizer": tokenizer,
+            "template": args.chat_template.read_text(encoding="utf-8") if args.chat_template else None,
+            "kwargs": json.loads(args.chat_template_kwargs) if args.chat_template_kwargs else {},
+            "max_length": args.max_length}
 
 
 def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
@@ -69,7 +69,7 @@ def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
         slurm = _slurm_options(args.slurm) if args.engine == "slurm" else None
         plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks, args.hash_ranges,
                          args.skip_invalid, clean=bool(args.write_clean), redact_pii=args.redact_pii,
-                         against=str(args.against) if args.against else None)
+                         against=str(args.against) if args.against else None, rendering=_rendering(args))
         report = run_distributed(plan, args.workdir, args.engine, args.workers, slurm,
                                  say=lambda line: print(line, file=sys.stderr))
     except (EngineError, ValueError) as exc:

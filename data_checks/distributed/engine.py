@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data_checks.config import ChecksConfig
+from data_checks.config import ENGINES, ChecksConfig
 from data_checks.distributed.plan import DISTRIBUTED_GATES, PLAN, Against, Plan, source_state
 from data_checks.distributed.ray_cluster import ray_cluster
 from data_checks.distributed.shards import first_record, plan_shards
@@ -21,13 +21,13 @@ from data_checks.formats import resolve_format
 from data_checks.records import source_label
 from data_checks.registry import GATES
 
-ENGINES = ("local", "slurm", "ray")
 SHARD_BYTES = 128 << 20  # a first-stage task holds its shard's texts (about this much) and their sketches
 
 
 # A band task holds 16 bytes per record of its band's key range: one range per 32 GB of input keeps it under
 # about 1.3 GB for records of 400 bytes or more (a 300-word record is ~2 KB: ~0.25 GB).
 BAND_BYTES = 32 * 2**30
+KEY_BYTES = 4 * 2**30
 
 
 class EngineError(ValueError):
@@ -36,7 +36,8 @@ class EngineError(ValueError):
 
 def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: int | None = None,
               hash_ranges: int | None = None, skip_invalid: bool = False, clean: bool = False,
-              redact_pii: bool = False, against: str | None = None) -> Plan:
+              redact_pii: bool = False, against: str | None = None,
+              rendering: dict[str, Any] | None = None) -> Plan:
     """The run over `source` (a JSONL file): shards of about equal size, `tasks` of them (default: 4 per worker,
     and at least one per SHARD_BYTES, which bounds a first-stage task's memory); each band's keys split into
     `hash_ranges` tasks (default: one per BAND_BYTES of input, which bounds a band task's memory)."""
@@ -54,10 +55,13 @@ def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: 
     absolute = str(Path(source).resolve())
     size, mtime = source_state(absolute)
     shards = plan_shards(absolute, tasks or max(4 * workers, -(-size // SHARD_BYTES)))
+    # each exact or verify task holds a key range's keys (16 bytes a record) or its pairs' texts: one per KEY_BYTES
+    # of input at least
+    keyed = max(workers, -(-size // KEY_BYTES))
     return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
-                config.dedup, config.pii, config.template, shards, exact_tasks=workers, verify_tasks=workers,
+                config.dedup, config.pii, config.template, shards, exact_tasks=keyed, verify_tasks=keyed,
                 hash_ranges=hash_ranges or -(-size // BAND_BYTES), skip_invalid=skip_invalid, clean=clean,
-                redact_pii=redact_pii, against=_against(against, workers) if against else None)
+                redact_pii=redact_pii, against=_against(against, workers) if against else None, rendering=rendering)
 
 
 def _against(path: str, workers: int) -> Against:
@@ -98,12 +102,12 @@ def _check_plan(plan: Plan, workdir: Path) -> None:
 
 
 def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depends: Any,
-              slurm: SlurmOptions | None) -> Any:
+              slurm: SlurmOptions | None, start_method: str = "fork") -> Any:
     if engine == "local":
         from datatrove.executor import LocalPipelineExecutor
 
         return LocalPipelineExecutor([step], tasks=tasks, workers=min(workers, tasks), logging_dir=logs,
-                                     start_method="fork")
+                                     start_method=start_method)
     if engine == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
@@ -123,8 +127,10 @@ def recorded_error(workdir: Path) -> DataError | None:
 
 
 def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
-                    slurm: SlurmOptions | None = None, say: Any = print) -> dict[str, Any]:
-    """Run (or continue) the plan's stages in `workdir`; return the report."""
+                    slurm: SlurmOptions | None = None, say: Any = print, start_method: str = "fork") -> dict[str, Any]:
+    """Run (or continue) the plan's stages in `workdir`; return the report. `start_method`: how the local
+    executor starts its processes; "spawn" in a process that already runs threads (torch, tokenizers), where a
+    forked child can deadlock on a lock another thread held."""
     if engine not in ENGINES:
         raise EngineError(f"--engine: {engine!r} is not one of {', '.join(ENGINES)}")
     from data_checks.distributed.quiet import errors_only
@@ -133,15 +139,15 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
     workdir = Path(workdir).absolute()
     _check_plan(plan, workdir)
     with ray_cluster(workers) if engine == "ray" else contextlib.nullcontext():
-        return _run_stages(plan, workdir, engine, workers, slurm, say)
+        return _run_stages(plan, workdir, engine, workers, slurm, say, start_method)
 
 
 def _run_stages(plan: Plan, workdir: Path, engine: str, workers: int, slurm: SlurmOptions | None,
-                say: Any) -> dict[str, Any]:
+                say: Any, start_method: str) -> dict[str, Any]:
     previous, stages = None, []
     for name, step, tasks in _stages(plan, str(workdir)):
         logs = str(workdir / "logs" / name)
-        executor = _executor(engine, step, tasks, workers, logs, previous, slurm)
+        executor = _executor(engine, step, tasks, workers, logs, previous, slurm, start_method)
         done = tasks - len(executor.get_incomplete_ranks())
         started = time.perf_counter()
         if done == tasks:

@@ -120,17 +120,24 @@ def template_result(stage: Any) -> TemplateResult:
     record's index and line in the whole file (each shard numbers its own from 0 and from its first line)."""
     plan = stage.plan
     offsets = stage.offsets()
-    checked = count = 0
+    checked = count = truncated = 0
     violations: list[dict[str, Any]] = []
+    notes: dict[str, int] = {}
     for shard, lines_before in zip(plan.shards, line_offsets(stage), strict=False):
         part = stage.read_json(f"sketch/{shard.index:05d}/template.json")
-        checked, count = checked + part["checked"], count + part["count"]
+        checked, count, truncated = checked + part["checked"], count + part["count"], truncated + part["truncated"]
+        for note, records in part["notes"].items():
+            notes[note] = notes.get(note, 0) + records
         for violation in part["violations"][:MAX_LISTED - len(violations)]:
             violations.append({**violation, "record": violation["record"] + int(offsets[shard.index]),
                                "line": violation["line"] + lines_before})
     rate = count / checked if checked else 0.0
     limit = plan.template.max_violation_rate
-    return TemplateResult(rate <= limit, plan.fmt, checked, rate, limit, violations)
+    max_length = (plan.rendering or {}).get("max_length")
+    measured = max_length is not None  # as TemplateCheck.result: with a tokenizer and a length limit
+    return TemplateResult(rate <= limit, plan.fmt, checked, rate, limit, violations, truncated if measured else None,
+                          truncated / checked if measured and checked else None, max_length if measured else None,
+                          notes)
 
 
 def length_histogram(stage: Any) -> dict[str, Any]:

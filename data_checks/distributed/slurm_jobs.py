@@ -29,6 +29,30 @@ class SlurmOptions:
     python: str = sys.executable
 
 
+SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_gb": float, "qos": str,
+              "account": str}
+
+
+def slurm_options(settings: dict[str, Any], where: str = "--slurm") -> SlurmOptions:
+    """`--slurm KEY=VALUE` pairs (or `checks.engine_slurm`) as SlurmOptions; a wrong key or value is a ValueError
+    naming `where` and the key."""
+    options = SlurmOptions()
+    for key, value in settings.items():
+        if key not in SLURM_KEYS or value in (None, ""):
+            raise ValueError(f"{where}: expected KEY=VALUE with KEY one of {', '.join(SLURM_KEYS)}"
+                             if where.startswith("--slurm ") else
+                             f"{where}: {key!r} is not one of {', '.join(SLURM_KEYS)}")
+        try:
+            parsed = SLURM_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"{where}: {value!r} is not a {SLURM_KEYS[key].__name__}") from None
+        if key == "account":
+            options.sbatch_args["account"] = parsed
+        else:
+            setattr(options, key, parsed)
+    return options
+
+
 def default_partition() -> str:
     """The partition sinfo marks as the default (`debug*`)."""
     try:

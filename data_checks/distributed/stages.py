@@ -111,9 +111,12 @@ class Sketch(Stage):
             scan = PiiScan(plan.pii)
         template = None
         if "template" in plan.gates:
-            from data_checks.template import TemplateCheck
+            from data_checks.template import TemplateCheck, load_chat_template
 
-            template = TemplateCheck(plan.fmt, None, plan.template.max_violation_rate)
+            rendering = plan.rendering or {}
+            chat = load_chat_template(rendering["tokenizer"], rendering["template"],
+                                      rendering["kwargs"]) if rendering else None
+            template = TemplateCheck(plan.fmt, chat, plan.template.max_violation_rate, rendering.get("max_length"))
         store, words = TextStore(), array("I")
         skipped = SkippedLines(keep=MAX_LISTED_SKIPPED) if plan.skip_invalid else None
         for line, record in iter_shard_lines(shard, skipped):  # one pass; the shard's texts stay as one UTF-8 buffer
@@ -140,8 +143,9 @@ class Sketch(Stage):
                 "records_with_pii": scan.records_with_pii, "by_type": scan.by_type,
                 "by_confidence": scan.by_confidence, "placeholders": scan.placeholders, "examples": scan.examples})
         if template is not None:
-            self.write_json(f"{out}/template.json", {"checked": template.checked, "count": template.count,
-                                                     "violations": template.violations})
+            self.write_json(f"{out}/template.json", {
+                "checked": template.checked, "count": template.count, "violations": template.violations,
+                "truncated": template.truncated, "notes": dict(template.notes)})
         if skipped is not None:
             self.write_json(f"{out}/skipped.json", {"count": skipped.count, "lines": skipped.lines})
         self.save(f"{out}/words.npz", words=np.frombuffer(words, dtype=np.uint32))
@@ -165,8 +169,9 @@ class ExactGroups(Stage):
         index_all = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
         # exact_groups takes every record's key with a has-words flag: here the records of this key range
         order = np.argsort(index_all, kind="stable")
+        ordered = index_all[order]  # once: indexing it anew per group made this stage quadratic
         _, groups = exact_groups(keys_all[order], np.ones(len(order), dtype=bool))
-        members = [index_all[order][np.array(m)] for m in groups.values()]
+        members = [ordered[np.array(m)] for m in groups.values()]
         sizes = np.array([len(m) for m in members], dtype=np.int64)
         flat = np.concatenate(members) if members else np.empty(0, dtype=np.int64)
         self.save(f"exact/{rank:03d}.npz", members=flat, sizes=sizes)

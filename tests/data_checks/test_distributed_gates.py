@@ -143,6 +143,29 @@ def test_contamination_against_a_second_file_is_the_one_process_finding(planted_
     assert run_distributed(plan, tmp_path / "work", "local", 2, say=lambda _: None) == one
 
 
+def test_the_template_gate_renders_each_shard_through_the_tokenizer_as_one_process_does(tmp_path: Path,
+                                                                                       tiny_tokenizer_dir: Path):
+    """--tokenizer --max-length: every task loads the tokenizer and renders its records through the chat
+    template; truncation counts, template notes and violations equal one process's."""
+    texts, _ = planted_corpus(seed=10, per_level=5, singles=200)
+    path = tmp_path / "chats.jsonl"
+    with path.open("w") as f:
+        for i, text in enumerate(texts[:240]):
+            answer = text if i % 3 else " ".join([text] * 4)  # most are longer than 64 tokens, some much longer
+            turns = [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": answer}]
+            f.write(json.dumps(_broken(i, turns)) + "\n")
+    base = [*CLI, str(path), "--checks", "template", "--tokenizer", str(tiny_tokenizer_dir), "--max-length", "64"]
+    plain = subprocess.run([*base, "--json", str(tmp_path / "one.json")], capture_output=True, text=True, cwd=ROOT)
+    engine = subprocess.run([*base, "--json", str(tmp_path / "many.json"), "--engine", "local", "--workdir",
+                             str(tmp_path / "work"), "--tasks", "3"], capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert plain.returncode == engine.returncode == 1, engine.stderr
+    one, many = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "many"))
+    template = one["checks"]["template"]
+    assert template["truncated"] > 40 and template["max_length"] == 64 and template["violation_rate"] > 0
+    assert many == one
+
+
 def test_the_same_report_on_alpaca_libre_with_its_labelled_near_duplicates(tmp_path: Path):
     path = needs_shared("alpaca_libre_quality_labels") / "alpaca_libre_tasks_v1.jsonl"
     one = run_gates_streamed(str(path), "auto", _config(("dedup",)))
@@ -223,7 +246,8 @@ def test_the_clean_copy_is_the_one_process_copy_byte_for_byte(planted_file: Path
     (["--workdir", "w"], "--workdir needs --engine local, slurm or ray"),
     (["--engine", "local", "--workdir", "w", "--checks", "dedup,agreement"],
      "--engine runs the template, dedup and pii gates; run agreement without --engine"),
-    (["--engine", "local", "--workdir", "w", "--tokenizer", "tok"], "--tokenizer is not supported with --engine"),
+    (["--engine", "local", "--workdir", "w", "--chat-template-kwargs", "{}"],
+     "--chat-template-kwargs need --tokenizer"),
     (["--engine", "local", "--workdir", "w", "--against", "x.csv"], "x.csv: --engine reads JSONL files"),
     (["--engine", "local", "--workdir", "w", "--redact-pii"], "--redact-pii needs --write-clean"),
     (["--engine", "local", "--workdir", "w", "--workers", "0"], "--workers: must be at least 1, got 0"),

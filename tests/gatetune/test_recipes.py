@@ -136,6 +136,13 @@ def test_grpo_options_reach_trl():
     (["recipe=grpo", "+trl.steps_per_generation=4", "training.eval_every_steps=3"], "training.eval_every_steps"),
     (["recipe=dpo", "dpo.beta=0"], "dpo.beta"),
     (["recipe=dpo", "data=sample"], "data.format"),
+    (["checks.engine=spark"], "checks.engine"),
+    # the engine reads data.path whole: a held-out fraction of it would be gated as training data
+    (["checks.engine=local"], "checks.engine"),
+    (["checks.engine=local", "data.eval_path=eval.jsonl", "data.max_examples=20"], "checks.engine"),
+    (["checks.engine=local", "data.eval_path=eval.parquet"], "data.eval_path"),
+    (["checks.engine=local", "checks.engine_workers=0"], "checks.engine_workers"),
+    (["+checks.engine_slurm.partition=cpu"], "checks.engine_slurm"),
 ])
 def test_impossible_combinations_fail_at_config_time(overrides: list[str], key: str):
     cfg = compose(overrides)

@@ -1,0 +1,94 @@
+"""`checks.engine=local|slurm|ray`: a training run's near-duplicate and PII gates as stages on a distributed engine
+(data_checks/distributed/, docs/distributed_gates.md), for training data too large for one process's gates.
+
+The template gate stays in this process: it reads what training's tokenisation found per record (the one
+rendering both share), which costs nothing more. The engine reads `data.path` whole, with `data.eval_path` as
+`--against` (contamination), so both must be JSONL files and the train split must be the file as it is (no
+held-out fraction, no `data.max_examples`): `engine_problem` says so before anything loads. Only the main process
+runs the engine; the others wait for its report (a launcher ends them all if it fails). The work directory
+(default `<run dir>/data_checks_work`) stays, so a resumed run's gates skip every finished stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from data_checks import run_gates
+from data_checks.config import ChecksConfig
+from data_checks.distributed.plan import DISTRIBUTED_GATES
+from gatetune.errors import UserError
+
+log = logging.getLogger("gatetune")
+
+ENGINE_GATES = tuple(g for g in DISTRIBUTED_GATES if g != "template")  # the template gate renders in process
+
+
+def engine_problem(checks: ChecksConfig, path: str, eval_path: str | None, max_examples: int | None) -> str | None:
+    """Why `checks.engine` cannot run on this data (as "key: problem"), or None."""
+    if not checks.enabled or checks.engine is None:
+        return None
+    for key, value in (("data.path", path), ("data.eval_path", eval_path)):
+        if value is not None and not str(value).endswith(".jsonl"):
+            return f"{key}: checks.engine reads JSONL files (one record a line), got {value}"
+    if eval_path is None:
+        return ("checks.engine: the engine reads data.path whole, so the eval split must be its own file: give "
+                "data.eval_path (a held-out fraction of data.path would be checked as training data)")
+    if max_examples is not None:
+        return "checks.engine: the engine reads data.path whole; data.max_examples would train on part of it"
+    return None
+
+
+def _only(checks: ChecksConfig, names: tuple[str, ...], keep: bool) -> ChecksConfig:
+    chosen = [g for g in checks.run if (g in names) == keep]
+    return dataclasses.replace(checks, run=chosen, fail_on=[g for g in checks.fail_on if g in chosen])
+
+
+def _wait_for(report: Path, poll: float = 2.0) -> dict[str, Any]:
+    log.info("data gates: waiting for the main process's %s", report)
+    while not report.is_file():
+        time.sleep(poll)
+    return json.loads(report.read_text())
+
+
+def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, run_dir: Path, verdicts: Any,
+                 main_process: bool) -> dict[str, Any]:
+    """The run's gate report: the in-process gates' checks and the engine's, in `checks.run` order."""
+    try:
+        from data_checks.distributed.engine import make_plan, run_distributed
+        from data_checks.distributed.slurm_jobs import slurm_options
+    except ImportError as exc:
+        raise UserError(f"checks.engine={checks.engine} needs datatrove ({exc}): "
+                        "pip install 'datatrove>=0.10'") from None
+
+    workdir = Path(checks.engine_workdir or run_dir / "data_checks_work").absolute()
+    distributed = _only(checks, ENGINE_GATES, keep=True)
+    local = _only(checks, ENGINE_GATES, keep=False)
+    report = run_gates(splits.train, splits.format, local, tokenizer=chat, max_length=max_length, encoded=verdicts)
+    if distributed.run:
+        if main_process:
+            try:
+                slurm = slurm_options(checks.engine_slurm, "checks.engine_slurm") if checks.engine == "slurm" else None
+                plan = make_plan(splits.train.path, splits.format, distributed, checks.engine_workers,
+                                 against=splits.eval.path)
+                log.info("data gates %s on %s: %d shards, %d at a time, files in %s", ", ".join(distributed.run),
+                         checks.engine, len(plan.shards), checks.engine_workers, workdir)
+                # spawned, not forked: this process runs torch's and the tokenizer's threads
+                found = run_distributed(plan, workdir, checks.engine, checks.engine_workers, slurm, say=log.info,
+                                        start_method="spawn")
+            except ValueError as exc:  # the engine's own errors (a stage's job failed, Ray unreachable, ...)
+                raise UserError(f"checks.engine={checks.engine}: {exc}") from None
+        else:
+            found = _wait_for(workdir / "report.json")
+        report["checks"].update(found["checks"])
+        if "against" in found:
+            report["against"] = found["against"]
+    report["checks"] = {name: report["checks"][name] for name in checks.run if name in report["checks"]}
+    report["fail_on"] = list(checks.fail_on)
+    report["passed"] = all(report["checks"][name]["passed"] for name in checks.fail_on if name in report["checks"])
+    report["engine"] = {"name": checks.engine, "gates": distributed.run, "workdir": str(workdir)}
+    return report
