@@ -55,11 +55,11 @@ def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: 
     absolute = str(Path(source).resolve())
     size, mtime = source_state(absolute)
     shards = plan_shards(absolute, tasks or max(4 * workers, -(-size // SHARD_BYTES)))
-    # each exact or verify task holds a key range's keys (16 bytes a record) or its pairs' texts: one per KEY_BYTES
-    # of input at least
+    # an exact task holds its key range's keys (16 bytes a record): one per KEY_BYTES of input at least. A verify
+    # task reads every shard holding a record of its pairs (nearly all of them): one per worker, no more
     keyed = max(workers, -(-size // KEY_BYTES))
     return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
-                config.dedup, config.pii, config.template, shards, exact_tasks=keyed, verify_tasks=keyed,
+                config.dedup, config.pii, config.template, shards, exact_tasks=keyed, verify_tasks=workers,
                 hash_ranges=hash_ranges or -(-size // BAND_BYTES), skip_invalid=skip_invalid, clean=clean,
                 redact_pii=redact_pii, against=_against(against, workers) if against else None, rendering=rendering)
 
