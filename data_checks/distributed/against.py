@@ -19,7 +19,7 @@ from data_checks.dedup.config import MAX_LISTED_PAIRS
 from data_checks.dedup.lsh import pairs_across
 from data_checks.dedup.sketching import sketch_range
 from data_checks.dedup.store import TextStore
-from data_checks.distributed.shards import iter_shard, texts_of
+from data_checks.distributed.shards import iter_shard, texts_of, verify_in_chunks
 from data_checks.formats import record_text
 
 U64 = np.uint64
@@ -82,8 +82,6 @@ def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, 
 
 def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
     """Verify task `rank`'s pairs (data record, against record) by exact Jaccard; returns the pairs verified."""
-    from data_checks.dedup.verify import verify_pairs
-
     plan = stage.plan
     parts = []
     for b in range(plan.bands):
@@ -97,7 +95,7 @@ def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
     local = [(at_mine[i], at_theirs[j]) for i, j in pairs.tolist()]
     back_mine, back_theirs = {p: g for g, p in at_mine.items()}, {p: g for g, p in at_theirs.items()}
     found = [(back_mine[i], back_theirs[j], similarity)
-             for i, j, similarity in verify_pairs(mine, theirs, local, plan.dedup.ngram, plan.dedup.threshold)]
+             for i, j, similarity in verify_in_chunks(mine, theirs, local, plan.dedup.ngram, plan.dedup.threshold)]
     array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
     with stage.folder.open(f"verified/{rank:03d}-x.npy", "wb") as f:
         buffer = io.BytesIO()

@@ -126,6 +126,19 @@ def texts_of(shards: list[Shard], offsets: Any, needed: Any, fmt: str, field: st
     return store, position
 
 
+def verify_in_chunks(left: Any, right: Any, pairs: list[tuple[int, int]], ngram: int,
+                     threshold: float) -> list[tuple[int, int, float]]:
+    """`verify_pairs` over VERIFY_CHUNK pairs at a time, as the one-process gate does: only one chunk's shingle
+    sets are held at once."""
+    from data_checks.dedup.gate import VERIFY_CHUNK
+    from data_checks.dedup.verify import verify_pairs
+
+    kept: list[tuple[int, int, float]] = []
+    for start in range(0, len(pairs), VERIFY_CHUNK):
+        kept.extend(verify_pairs(left, right, pairs[start:start + VERIFY_CHUNK], ngram, threshold))
+    return kept
+
+
 def first_record(path: str | os.PathLike[str], skip_invalid: bool = False) -> dict[str, Any]:
     """The first record of the file, which decides its format ("auto")."""
     for shard in plan_shards(path, 1):

@@ -30,11 +30,10 @@ from data_checks.dedup.clusters import exact_groups
 from data_checks.dedup.lsh import pairs_within
 from data_checks.dedup.sketching import sketch_range
 from data_checks.dedup.store import TextStore
-from data_checks.dedup.verify import verify_pairs
 from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
-from data_checks.distributed.shards import count_lines, iter_shard, iter_shard_lines, texts_of
+from data_checks.distributed.shards import count_lines, iter_shard, iter_shard_lines, texts_of, verify_in_chunks
 from data_checks.errors import DataError
 from data_checks.formats import record_text
 from data_checks.gates import MAX_LISTED_SKIPPED
@@ -233,8 +232,8 @@ class Verify(Stage):
                                    plan.skip_invalid)
         local_pairs = [(position[i], position[j]) for i, j in pairs.tolist()]
         index_of = {p: g for g, p in position.items()}
-        found = [(index_of[i], index_of[j], similarity)
-                 for i, j, similarity in verify_pairs(store, None, local_pairs, plan.dedup.ngram, plan.dedup.threshold)]
+        verified = verify_in_chunks(store, None, local_pairs, plan.dedup.ngram, plan.dedup.threshold)
+        found = [(index_of[i], index_of[j], similarity) for i, j, similarity in verified]
         array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
         with self.folder.open(f"verified/{rank:03d}.npy", "wb") as f:
             buffer = io.BytesIO()
