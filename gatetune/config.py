@@ -17,7 +17,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from data_checks.config import ChecksConfig
-from gatetune.engine_gates import engine_problem
+from gatetune.engine_gates import engine_problems
 from gatetune.errors import ConfigError
 from gatetune.evaluation.config import EvalConfig, eval_problems
 from gatetune.objectives import Objective, ObjectiveSpec, objective_spec
@@ -362,9 +362,7 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError("logger.mode", f"must be offline, online or disabled, got {config.logger.mode!r}")
     if config.trl:
         check_trl_keys(spec, list(config.trl))
-    problems = config.checks.problems() + eval_problems(config.eval)
-    engine = engine_problem(config.checks, d.path, d.eval_path, d.max_examples)
-    problems += [engine] if engine else []
+    problems = config.checks.problems() + eval_problems(config.eval) + engine_problems(config.checks, d)
     if problems:
         key, problem = problems[0].split(": ", 1)
         raise ConfigError(key, problem)

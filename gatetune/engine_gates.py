@@ -4,7 +4,7 @@
 The template gate stays in this process: it reads what training's tokenisation found per record (the one
 rendering both share), which costs nothing more. The engine reads `data.path` whole, with `data.eval_path` as
 `--against` (contamination), so both must be JSONL files and the train split must be the file as it is (no
-held-out fraction, no `data.max_examples`): `engine_problem` says so before anything loads. Only the main process
+held-out fraction, no `data.max_examples`): `engine_problems` says so before anything loads. Only the main process
 runs the engine; the others wait for its report (a launcher ends them all if it fails). The work directory
 (default `<run dir>/data_checks_work`) stays, so a resumed run's gates skip every finished stage.
 """
@@ -28,19 +28,19 @@ log = logging.getLogger("gatetune")
 ENGINE_GATES = tuple(g for g in DISTRIBUTED_GATES if g != "template")  # the template gate renders in process
 
 
-def engine_problem(checks: ChecksConfig, path: str, eval_path: str | None, max_examples: int | None) -> str | None:
-    """Why `checks.engine` cannot run on this data (as "key: problem"), or None."""
+def engine_problems(checks: ChecksConfig, data: Any) -> list[str]:
+    """Why `checks.engine` cannot run on the `data` node's files (each as "key: problem"); empty when it can."""
     if not checks.enabled or checks.engine is None:
-        return None
-    for key, value in (("data.path", path), ("data.eval_path", eval_path)):
+        return []
+    for key, value in (("data.path", data.path), ("data.eval_path", data.eval_path)):
         if value is not None and not str(value).endswith(".jsonl"):
-            return f"{key}: checks.engine reads JSONL files (one record a line), got {value}"
-    if eval_path is None:
-        return ("checks.engine: the engine reads data.path whole, so the eval split must be its own file: give "
-                "data.eval_path (a held-out fraction of data.path would be checked as training data)")
-    if max_examples is not None:
-        return "checks.engine: the engine reads data.path whole; data.max_examples would train on part of it"
-    return None
+            return [f"{key}: checks.engine reads JSONL files (one record a line), got {value}"]
+    if data.eval_path is None:
+        return ["checks.engine: the engine reads data.path whole, so the eval split must be its own file: give "
+                "data.eval_path (a held-out fraction of data.path would be checked as training data)"]
+    if data.max_examples is not None:
+        return ["checks.engine: the engine reads data.path whole; data.max_examples would train on part of it"]
+    return []
 
 
 def _only(checks: ChecksConfig, names: tuple[str, ...], keep: bool) -> ChecksConfig:
