@@ -149,7 +149,10 @@ def test_a_bounded_load_test_returns_consistent_figures(trained_run: Path, tmp_p
         assert result["errors"] == 0 and result["completed"] == result["sent"] == result["requests"], result
         lat, ttft = result["latency_ms"], result["ttft_ms"]
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
-        assert 0 < ttft["p50"] <= ttft["p95"] <= lat["p95"]
+        assert 0 < ttft["p50"] <= ttft["p95"] <= lat["max"]
+        # a request that streams no content token has no TTFT: only over the same requests are the p95s ordered
+        if len(result["ttfts_ms"]) == result["completed"]:
+            assert ttft["p95"] <= lat["p95"]
         assert result["output_tokens"] > 0 and result["throughput_tokens_per_sec"] > 0
         assert result["inference_latency_p95_ms"] == lat["p95"] and len(result["latencies_ms"]) == result["completed"]
     assert closed["cost_per_1k_tokens_usd"] is None and opened["cost_per_1k_tokens_usd"] > 0
