@@ -163,15 +163,13 @@ def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
             "datasets": reports}
 
 
-def _chat_template(args: argparse.Namespace) -> Any:
-    """The tokenizer's chat template (with --chat-template and --chat-template-kwargs applied), or None."""
+def _template_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--tokenizer, --chat-template's text and --chat-template-kwargs, checked; None without --tokenizer."""
     if not args.tokenizer:
         if args.chat_template or args.chat_template_kwargs:
             raise UsageError("--chat-template and --chat-template-kwargs need --tokenizer")
         return None
     import json
-
-    from data_checks.template import load_chat_template
 
     try:
         kwargs = json.loads(args.chat_template_kwargs) if args.chat_template_kwargs else {}
@@ -179,8 +177,30 @@ def _chat_template(args: argparse.Namespace) -> Any:
         raise UsageError(f"--chat-template-kwargs is not valid JSON: {exc}") from None
     if not isinstance(kwargs, dict):
         raise UsageError("--chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'")
-    return load_chat_template(args.tokenizer, args.chat_template.read_text(encoding="utf-8")
-                              if args.chat_template else None, kwargs)
+    template = args.chat_template.read_text(encoding="utf-8") if args.chat_template else None
+    return {"tokenizer": args.tokenizer, "template": template, "template_kwargs": kwargs}
+
+
+def _chat_template(args: argparse.Namespace) -> Any:
+    """The tokenizer's chat template (with --chat-template and --chat-template-kwargs applied), or None."""
+    from data_checks.template import load_chat_template
+
+    options = _template_options(args)
+    return load_chat_template(**options) if options else None
+
+
+def _rendering(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--engine with --tokenizer: the template options for every sketch task (a local tokenizer as an absolute
+    path: the tasks may start elsewhere), once loaded here so a tokenizer that cannot load fails before any task."""
+    options = _template_options(args)
+    if options is None:
+        return None
+    from data_checks.template import load_chat_template
+
+    load_chat_template(**options)
+    if Path(args.tokenizer).exists():
+        options["tokenizer"] = str(Path(args.tokenizer).absolute())
+    return {**options, "max_length": args.max_length}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         from data_checks.distributed.command import distributed_main
 
         try:
-            _chat_template(args)  # a tokenizer that cannot be loaded, or bad template options, fail here once
-            return distributed_main(args, _config(args))
+            return distributed_main(args, _config(args), _rendering(args))
         except (DataError, UsageError, OSError) as exc:
             print(f"data-checks: error: {exc}", file=sys.stderr)
             return 2

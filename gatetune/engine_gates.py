@@ -72,7 +72,8 @@ def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, 
     if distributed.run:
         if main_process:
             try:
-                slurm = slurm_options(checks.engine_slurm, "checks.engine_slurm") if checks.engine == "slurm" else None
+                settings = [(f"checks.engine_slurm.{k}", k, v) for k, v in checks.engine_slurm.items()]
+                slurm = slurm_options(settings) if checks.engine == "slurm" else None
                 plan = make_plan(splits.train.path, splits.format, distributed, checks.engine_workers,
                                  against=splits.eval.path)
                 log.info("data gates %s on %s: %d shards, %d at a time, files in %s", ", ".join(distributed.run),

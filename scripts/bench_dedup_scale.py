@@ -199,7 +199,7 @@ def estimate_at_scale(one: dict, records: int, size: int, bands: int, workers: i
     keyed = max(workers, -(-int(size * scale) // KEY_BYTES))
     parallel = {"1 sketch": -(-int(size * scale) // SHARD_BYTES), "2 exact-text groups": keyed,
                 "3 band pairs": bands * hash_ranges}
-    verify_tasks = max(1, one["workers"] if "verify_tasks" not in one else one["verify_tasks"])
+    verify_tasks = one["verify_tasks"]
     parts, total = [], 0.0
     for stage, seconds in one["stages_s"].items():
         if stage in parallel:

@@ -10,7 +10,6 @@ near-duplicate among the first's, exactly as the one-process gate finds them (`N
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from data_checks.dedup.config import MAX_LISTED_PAIRS
 from data_checks.dedup.lsh import pairs_across
 from data_checks.dedup.sketching import sketch_range
 from data_checks.dedup.store import TextStore
+from data_checks.distributed.merge import read_verified
 from data_checks.distributed.shards import iter_shard, texts_of, verify_in_chunks
 from data_checks.formats import record_text
 
@@ -48,13 +48,6 @@ def against_offsets(stage: Any) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _save_pairs(stage: Any, path: str, first: np.ndarray, second: np.ndarray) -> None:
-    with stage.folder.open(path, "wb") as f:
-        buffer = io.BytesIO()
-        np.save(buffer, np.stack([first, second], axis=1))
-        f.write(buffer.getvalue())
-
-
 def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, index: np.ndarray,
                       offsets: np.ndarray) -> int:
     """Pairs (data record, against record) sharing this band's key, one file per verify task; returns the count.
@@ -76,19 +69,14 @@ def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, 
     owner = (si * len(plan.against.shards) + sj) % plan.verify_tasks
     for v in range(plan.verify_tasks):
         mine = owner == v
-        _save_pairs(stage, f"bands/{band:02d}-{hash_range:03d}-{v:03d}-x.npy", first[mine], second[mine])
+        stage.save_array(f"bands/{band:02d}-{hash_range:03d}-{v:03d}-x.npy", np.stack([first[mine], second[mine]], 1))
     return len(first)
 
 
 def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
     """Verify task `rank`'s pairs (data record, against record) by exact Jaccard; returns the pairs verified."""
     plan = stage.plan
-    parts = []
-    for b in range(plan.bands):
-        for h in range(plan.hash_ranges):
-            with stage.folder.open(f"bands/{b:02d}-{h:03d}-{rank:03d}-x.npy", "rb") as f:
-                parts.append(np.load(io.BytesIO(f.read())))
-    pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
+    pairs = stage.task_pairs(rank, "-x")
     read = (plan.fmt, plan.dedup.field, plan.skip_invalid)
     mine, at_mine = texts_of(plan.shards, offsets, np.unique(pairs[:, 0]), *read)
     theirs, at_theirs = texts_of(plan.against.shards, against_offsets(stage), np.unique(pairs[:, 1]), *read)
@@ -96,22 +84,13 @@ def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
     back_mine, back_theirs = {p: g for g, p in at_mine.items()}, {p: g for g, p in at_theirs.items()}
     found = [(back_mine[i], back_theirs[j], similarity)
              for i, j, similarity in verify_in_chunks(mine, theirs, local, plan.dedup.ngram, plan.dedup.threshold)]
-    array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
-    with stage.folder.open(f"verified/{rank:03d}-x.npy", "wb") as f:
-        buffer = io.BytesIO()
-        np.save(buffer, array)
-        f.write(buffer.getvalue())
+    stage.save_verified(f"verified/{rank:03d}-x.npy", found)
     return len(pairs)
 
 
 def contamination(stage: Any) -> tuple[dict[str, Any], list[tuple[int, int, float]]]:
     """The report's `contamination` entry and every verified pair, as `NearDuplicateGate._contamination`."""
-    plan = stage.plan
-    verified: list[tuple[int, int, float]] = []
-    for v in range(plan.verify_tasks):
-        with stage.folder.open(f"verified/{v:03d}-x.npy", "rb") as f:
-            part = np.load(io.BytesIO(f.read()))
-        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+    verified = read_verified(stage, "-x")
     verified.sort(key=lambda p: (p[1], p[0]))
     m = int(against_offsets(stage)[-1])
     contaminated = len({j for _, j, _ in verified})

@@ -32,30 +32,12 @@ def _problem(args: argparse.Namespace) -> str | None:
 def _slurm_options(pairs: list[str]) -> Any:
     from data_checks.distributed.slurm_jobs import slurm_options
 
-    settings = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        settings[key] = value
-        slurm_options(settings, f"--slurm {pair}")  # each pair's own message
-    return slurm_options(settings)
+    return slurm_options([(f"--slurm {pair}", *pair.partition("=")[::2]) for pair in pairs])
 
 
-def _rendering(args: argparse.Namespace) -> dict[str, Any] | None:
-    """With --tokenizer: what each sketch task needs to render the records through the chat template (a local
-    tokenizer as an absolute path: the tasks may start elsewhere)."""
-    if not args.tokenizer:
-        return None
-    import json
-    from pathlib import Path
-
-    tokenizer = str(Path(args.tokenizer).absolute()) if Path(args.tokenizer).exists() else args.tokenizer
-    return {"tokenizer": tokenizer,
-            "template": args.chat_template.read_text(encoding="utf-8") if args.chat_template else None,
-            "kwargs": json.loads(args.chat_template_kwargs) if args.chat_template_kwargs else {},
-            "max_length": args.max_length}
-
-
-def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
+def distributed_main(args: argparse.Namespace, config: ChecksConfig, rendering: dict[str, Any] | None = None) -> int:
+    """`rendering`: with --tokenizer, what each sketch task needs to render the records through the chat template
+    (`--tokenizer`, `--chat-template`'s text, `--chat-template-kwargs`, `--max-length`)."""
     problem = _problem(args)
     if problem:
         print(f"data-checks: error: {problem}", file=sys.stderr)
@@ -69,7 +51,7 @@ def distributed_main(args: argparse.Namespace, config: ChecksConfig) -> int:
         slurm = _slurm_options(args.slurm) if args.engine == "slurm" else None
         plan = make_plan(args.paths[0], args.format, config, args.workers, args.tasks, args.hash_ranges,
                          args.skip_invalid, clean=bool(args.write_clean), redact_pii=args.redact_pii,
-                         against=str(args.against) if args.against else None, rendering=_rendering(args))
+                         against=str(args.against) if args.against else None, rendering=rendering)
         report = run_distributed(plan, args.workdir, args.engine, args.workers, slurm,
                                  say=lambda line: print(line, file=sys.stderr))
     except (EngineError, ValueError) as exc:

@@ -119,11 +119,11 @@ def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depen
 
 def recorded_error(workdir: Path) -> DataError | None:
     """The first DataError a task left in `errors/` (a malformed line), to report as one process would."""
-    errors = sorted((workdir / "errors").glob("*.json")) if (workdir / "errors").is_dir() else []
-    for path in errors:
-        found = json.loads(path.read_text())
-        return DataError(found["path"], found["line"], found["problem"])
-    return None
+    errors = sorted((workdir / "errors").glob("*.json"))
+    if not errors:
+        return None
+    found = json.loads(errors[0].read_text())
+    return DataError(found["path"], found["line"], found["problem"])
 
 
 def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,

@@ -3,7 +3,7 @@ same keys and, on the same data, the same numbers (tests/data_checks/test_distri
 
 from __future__ import annotations
 
-import io
+import itertools
 from typing import Any
 
 import numpy as np
@@ -30,16 +30,21 @@ def exact_copies(stage: Any) -> tuple[dict[int, list[int]], np.ndarray]:
     return groups, copies
 
 
+def read_verified(stage: Any, suffix: str = "") -> list[tuple[int, int, float]]:
+    """Every verify task's verified pairs (i, j, Jaccard); `suffix` "-x": those across the two files."""
+    verified: list[tuple[int, int, float]] = []
+    for v in range(stage.plan.verify_tasks):
+        part = stage.load_array(f"verified/{v:03d}{suffix}.npy")
+        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+    return verified
+
+
 def dedup_result(stage: Any) -> DedupResult:
     """As `NearDuplicateFinder._result`, from the exact groups and the verified pairs of every task."""
     plan = stage.plan
     n = int(stage.offsets()[-1])
     exact, _ = exact_copies(stage)
-    verified: list[tuple[int, int, float]] = []
-    for v in range(plan.verify_tasks):
-        with stage.folder.open(f"verified/{v:03d}.npy", "rb") as f:
-            part = np.load(io.BytesIO(f.read()))
-        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+    verified = read_verified(stage)
     verified.sort()
     clusters = clusters_of(verified, exact)
     near_extra = sum(len(c) - 1 for c in clusters)
@@ -99,8 +104,7 @@ def pii_result(stage: Any) -> PiiResult:
 
 def line_offsets(stage: Any) -> list[int]:
     """The lines of the file before each shard's first line (each shard numbers its lines from 1)."""
-    counts = [stage.read_json(f"sketch/{s.index:05d}/meta.json")["lines"] for s in stage.plan.shards]
-    return [sum(counts[:k]) for k in range(len(counts))]
+    return [0, *itertools.accumulate(m["lines"] for m in stage.metas()[:-1])]
 
 
 def skipped_lines(stage: Any) -> dict[str, Any]:
@@ -123,7 +127,7 @@ def template_result(stage: Any) -> TemplateResult:
     checked = count = truncated = 0
     violations: list[dict[str, Any]] = []
     notes: dict[str, int] = {}
-    for shard, lines_before in zip(plan.shards, line_offsets(stage), strict=False):
+    for shard, lines_before in zip(plan.shards, line_offsets(stage), strict=True):
         part = stage.read_json(f"sketch/{shard.index:05d}/template.json")
         checked, count, truncated = checked + part["checked"], count + part["count"], truncated + part["truncated"]
         for note, records in part["notes"].items():

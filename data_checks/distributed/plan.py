@@ -77,7 +77,7 @@ class Plan:
     clean: bool = False  # the clean copy's stage runs (`--write-clean`): one record per cluster
     redact_pii: bool = False  # and in it the PII that counts is redacted (`--redact-pii`)
     against: Against | None = None
-    # with --tokenizer: {"tokenizer", "template", "kwargs", "max_length"}; the template gate renders each record
+    # with --tokenizer: {"tokenizer", "template", "template_kwargs", "max_length"}: each record is rendered
     rendering: dict[str, Any] | None = None
     bands: int = field(init=False)
     rows: int = field(init=False)

@@ -63,47 +63,40 @@ def _line_number(path: str, offset: int) -> int:
     return newlines + 1
 
 
-def iter_shard_lines(shard: Shard, skipped: SkippedLines | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+class ShardLines:
     """(line, record) for the shard's lines, in order, `line` counted from 1 at the shard's first line; blank
     lines hold none. A line that is not a JSON object is a DataError naming the file and the line, as the
     one-process gate reports it, or, given `skipped` (`--skip-invalid`), counted there (by its line within the
-    shard) and left out."""
-    with open(shard.path, "rb") as f:
-        f.seek(shard.start)
-        position, line = shard.start, 0
-        while position < shard.end:
-            raw = f.readline()
-            if not raw:
-                break
-            line += 1
-            if raw.strip():
-                value, problem = parse_jsonl_line(raw)
-                if problem is None:
-                    yield line, value
-                elif skipped is None:
-                    raise DataError(shard.path, _line_number(shard.path, position), problem)
-                else:
-                    skipped.add(line, problem)
-            position += len(raw)
+    shard) and left out. After the pass, `lines` is the shard's line count (blank ones too): the line numbers
+    of the shards after it start after these."""
+
+    def __init__(self, shard: Shard, skipped: SkippedLines | None = None) -> None:
+        self.shard, self.skipped, self.lines = shard, skipped, 0
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        shard = self.shard
+        with open(shard.path, "rb") as f:
+            f.seek(shard.start)
+            position, self.lines = shard.start, 0
+            while position < shard.end:
+                raw = f.readline()
+                if not raw:
+                    break
+                self.lines += 1
+                if raw.strip():
+                    value, problem = parse_jsonl_line(raw)
+                    if problem is None:
+                        yield self.lines, value
+                    elif self.skipped is None:
+                        raise DataError(shard.path, _line_number(shard.path, position), problem)
+                    else:
+                        self.skipped.add(self.lines, problem)
+                position += len(raw)
 
 
 def iter_shard(shard: Shard, skip_invalid: bool = False) -> Iterator[dict[str, Any]]:
-    """The records of the shard's lines, in order (`iter_shard_lines` without the lines)."""
-    return (record for _, record in iter_shard_lines(shard, SkippedLines(keep=0) if skip_invalid else None))
-
-
-def count_lines(shard: Shard) -> int:
-    """The shard's lines (blank ones too): the line numbers of the shards after it start after these."""
-    with open(shard.path, "rb") as f:
-        f.seek(shard.start)
-        remaining, newlines = shard.end - shard.start, 0
-        while remaining > 0:
-            block = f.read(min(READ_BLOCK, remaining))
-            if not block:
-                break
-            newlines += block.count(b"\n")
-            remaining -= len(block)
-    return newlines
+    """The records of the shard's lines, in order (`ShardLines` without the lines)."""
+    return (record for _, record in ShardLines(shard, SkippedLines(keep=0) if skip_invalid else None))
 
 
 def texts_of(shards: list[Shard], offsets: Any, needed: Any, fmt: str, field: str | None,

@@ -33,19 +33,17 @@ SLURM_KEYS = {"partition": str, "time": str, "cpus_per_task": int, "mem_per_cpu_
               "account": str}
 
 
-def slurm_options(settings: dict[str, Any], where: str = "--slurm") -> SlurmOptions:
-    """`--slurm KEY=VALUE` pairs (or `checks.engine_slurm`) as SlurmOptions; a wrong key or value is a ValueError
-    naming `where` and the key."""
+def slurm_options(settings: list[tuple[str, str, Any]]) -> SlurmOptions:
+    """`(label, key, value)` settings (`--slurm KEY=VALUE` pairs, or `checks.engine_slurm`'s items) as
+    SlurmOptions; a wrong key or value is a ValueError naming the setting by its label."""
     options = SlurmOptions()
-    for key, value in settings.items():
+    for label, key, value in settings:
         if key not in SLURM_KEYS or value in (None, ""):
-            raise ValueError(f"{where}: expected KEY=VALUE with KEY one of {', '.join(SLURM_KEYS)}"
-                             if where.startswith("--slurm ") else
-                             f"{where}: {key!r} is not one of {', '.join(SLURM_KEYS)}")
+            raise ValueError(f"{label}: expected KEY=VALUE with KEY one of {', '.join(SLURM_KEYS)}")
         try:
             parsed = SLURM_KEYS[key](value)
         except ValueError:
-            raise ValueError(f"{where}: {value!r} is not a {SLURM_KEYS[key].__name__}") from None
+            raise ValueError(f"{label}: {value!r} is not a {SLURM_KEYS[key].__name__}") from None
         if key == "account":
             options.sbatch_args["account"] = parsed
         else:

@@ -33,7 +33,7 @@ from data_checks.dedup.store import TextStore
 from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
-from data_checks.distributed.shards import count_lines, iter_shard, iter_shard_lines, texts_of, verify_in_chunks
+from data_checks.distributed.shards import ShardLines, iter_shard, texts_of, verify_in_chunks
 from data_checks.errors import DataError
 from data_checks.formats import record_text
 from data_checks.gates import MAX_LISTED_SKIPPED
@@ -86,10 +86,35 @@ class Stage(PipelineStep):
         with self.folder.open(path, "r") as f:
             return json.load(f)
 
+    def save_array(self, path: str, array: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        with self.folder.open(path, "wb") as f:
+            f.write(buffer.getvalue())
+
+    def load_array(self, path: str) -> np.ndarray:
+        with self.folder.open(path, "rb") as f:
+            return np.load(io.BytesIO(f.read()))
+
+    def task_pairs(self, rank: int, suffix: str = "") -> np.ndarray:
+        """Verify task `rank`'s candidate pairs from every band task, each once (`suffix` "-x": across files)."""
+        plan = self.plan
+        parts = [self.load_array(f"bands/{b:02d}-{h:03d}-{rank:03d}{suffix}.npy")
+                 for b in range(plan.bands) for h in range(plan.hash_ranges)]
+        return np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
+
+    def save_verified(self, path: str, found: list[tuple[int, int, float]]) -> None:
+        self.save_array(path, np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)]))
+
+    def metas(self) -> list[dict[str, Any]]:
+        """Each shard's meta.json (its records and lines), read once per task."""
+        if getattr(self, "_metas", None) is None:
+            self._metas = [self.read_json(f"sketch/{s.index:05d}/meta.json") for s in self.plan.shards]
+        return self._metas
+
     def offsets(self) -> np.ndarray:
         """The global index of each shard's first record (the first stage's counts, added up)."""
-        counts = [self.read_json(f"sketch/{s.index:05d}/meta.json")["records"] for s in self.plan.shards]
-        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return np.concatenate([[0], np.cumsum([m["records"] for m in self.metas()])]).astype(np.int64)
 
 
 class Sketch(Stage):
@@ -112,13 +137,14 @@ class Sketch(Stage):
         if "template" in plan.gates:
             from data_checks.template import TemplateCheck, load_chat_template
 
-            rendering = plan.rendering or {}
-            chat = load_chat_template(rendering["tokenizer"], rendering["template"],
-                                      rendering["kwargs"]) if rendering else None
-            template = TemplateCheck(plan.fmt, chat, plan.template.max_violation_rate, rendering.get("max_length"))
+            rendering = dict(plan.rendering or {})
+            max_length = rendering.pop("max_length", None)
+            chat = load_chat_template(**rendering) if rendering else None
+            template = TemplateCheck(plan.fmt, chat, plan.template.max_violation_rate, max_length)
         store, words = TextStore(), array("I")
         skipped = SkippedLines(keep=MAX_LISTED_SKIPPED) if plan.skip_invalid else None
-        for line, record in iter_shard_lines(shard, skipped):  # one pass; the shard's texts stay as one UTF-8 buffer
+        reader = ShardLines(shard, skipped)
+        for line, record in reader:  # one pass; the shard's texts stay as one UTF-8 buffer
             if template is not None:
                 template.add(record, line)
             text = record_text(record, plan.fmt)
@@ -148,7 +174,7 @@ class Sketch(Stage):
         if skipped is not None:
             self.write_json(f"{out}/skipped.json", {"count": skipped.count, "lines": skipped.lines})
         self.save(f"{out}/words.npz", words=np.frombuffer(words, dtype=np.uint32))
-        meta = {"records": len(words), "lines": count_lines(shard)}
+        meta = {"records": len(words), "lines": reader.lines}
         self.write_json(f"{out}/meta.json", meta)  # last: the later stages count on it
         self.stat_update("records", value=len(words))
         return data
@@ -202,10 +228,7 @@ class BandPairs(Stage):
         owner = (si * len(plan.shards) + sj) % plan.verify_tasks
         for v in range(plan.verify_tasks):
             mine = owner == v
-            with self.folder.open(f"bands/{band:02d}-{hash_range:03d}-{v:03d}.npy", "wb") as f:
-                buffer = io.BytesIO()
-                np.save(buffer, np.stack([first[mine], second[mine]], axis=1))
-                f.write(buffer.getvalue())
+            self.save_array(f"bands/{band:02d}-{hash_range:03d}-{v:03d}.npy", np.stack([first[mine], second[mine]], 1))
         self.stat_update("candidate pairs", value=len(first))
         if plan.against is not None:
             from data_checks.distributed.against import band_pairs_across
@@ -220,12 +243,7 @@ class Verify(Stage):
 
     def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
         plan = self.plan
-        parts = []
-        for b in range(plan.bands):
-            for h in range(plan.hash_ranges):
-                with self.folder.open(f"bands/{b:02d}-{h:03d}-{rank:03d}.npy", "rb") as f:
-                    parts.append(np.load(io.BytesIO(f.read())))
-        pairs = np.unique(np.concatenate(parts), axis=0) if parts else np.empty((0, 2), dtype=np.int64)
+        pairs = self.task_pairs(rank)
         offsets = self.offsets()
         # The texts of the records in these pairs only: one pass over each shard that holds one of them.
         store, position = texts_of(plan.shards, offsets, np.unique(pairs), plan.fmt, plan.dedup.field,
@@ -234,11 +252,7 @@ class Verify(Stage):
         index_of = {p: g for g, p in position.items()}
         verified = verify_in_chunks(store, None, local_pairs, plan.dedup.ngram, plan.dedup.threshold)
         found = [(index_of[i], index_of[j], similarity) for i, j, similarity in verified]
-        array = np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)])
-        with self.folder.open(f"verified/{rank:03d}.npy", "wb") as f:
-            buffer = io.BytesIO()
-            np.save(buffer, array)
-            f.write(buffer.getvalue())
+        self.save_verified(f"verified/{rank:03d}.npy", found)
         self.stat_update("candidate pairs", value=len(pairs))
         self.stat_update("verified pairs", value=len(found))
         if plan.against is not None:
@@ -257,10 +271,7 @@ class Report(Stage):
             from data_checks.dedup.clusters import dropped_indices
 
             drop = np.array(sorted(dropped_indices(dedup)) if dedup is not None else [], dtype=np.int64)
-            with self.folder.open("clean/dropped.npy", "wb") as f:
-                buffer = io.BytesIO()
-                np.save(buffer, drop)
-                f.write(buffer.getvalue())
+            self.save_array("clean/dropped.npy", drop)
         self.write_json("report.json", report)  # last: the command waits for it
         return data
 
@@ -275,10 +286,9 @@ class Clean(Stage):
         from data_checks.pii import redact_record
 
         plan = self.plan
-        with self.folder.open("clean/dropped.npy", "rb") as f:
-            dropped = np.load(io.BytesIO(f.read()))
-        first = int(self.offsets()[rank])
-        drop = set((dropped[(dropped >= first)] - first).tolist())
+        dropped, offsets = self.load_array("clean/dropped.npy"), self.offsets()
+        first, end = int(offsets[rank]), int(offsets[rank + 1])
+        drop = set((dropped[np.searchsorted(dropped, first):np.searchsorted(dropped, end)] - first).tolist())
         kept = 0
         with self.folder.open(f"clean/{rank:05d}.jsonl", "w", encoding="utf-8") as f:
             for local, record in enumerate(iter_shard(plan.shards[rank], plan.skip_invalid)):
