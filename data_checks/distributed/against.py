@@ -18,7 +18,6 @@ from data_checks.dedup.config import MAX_LISTED_PAIRS
 from data_checks.dedup.lsh import pairs_across
 from data_checks.dedup.sketching import sketch_range
 from data_checks.dedup.store import TextStore
-from data_checks.distributed.merge import read_verified
 from data_checks.distributed.shards import iter_shard, texts_of, verify_in_chunks
 from data_checks.formats import record_text
 
@@ -90,7 +89,7 @@ def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
 
 def contamination(stage: Any) -> tuple[dict[str, Any], list[tuple[int, int, float]]]:
     """The report's `contamination` entry and every verified pair, as `NearDuplicateGate._contamination`."""
-    verified = read_verified(stage, "-x")
+    verified = stage.verified_pairs("-x")
     verified.sort(key=lambda p: (p[1], p[0]))
     m = int(against_offsets(stage)[-1])
     contaminated = len({j for _, j, _ in verified})

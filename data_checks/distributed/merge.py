@@ -30,21 +30,12 @@ def exact_copies(stage: Any) -> tuple[dict[int, list[int]], np.ndarray]:
     return groups, copies
 
 
-def read_verified(stage: Any, suffix: str = "") -> list[tuple[int, int, float]]:
-    """Every verify task's verified pairs (i, j, Jaccard); `suffix` "-x": those across the two files."""
-    verified: list[tuple[int, int, float]] = []
-    for v in range(stage.plan.verify_tasks):
-        part = stage.load_array(f"verified/{v:03d}{suffix}.npy")
-        verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
-    return verified
-
-
 def dedup_result(stage: Any) -> DedupResult:
     """As `NearDuplicateFinder._result`, from the exact groups and the verified pairs of every task."""
     plan = stage.plan
     n = int(stage.offsets()[-1])
     exact, _ = exact_copies(stage)
-    verified = read_verified(stage)
+    verified = stage.verified_pairs()
     verified.sort()
     clusters = clusters_of(verified, exact)
     near_extra = sum(len(c) - 1 for c in clusters)

@@ -106,6 +106,14 @@ class Stage(PipelineStep):
     def save_verified(self, path: str, found: list[tuple[int, int, float]]) -> None:
         self.save_array(path, np.array(found, dtype=[("i", np.int64), ("j", np.int64), ("jaccard", np.float64)]))
 
+    def verified_pairs(self, suffix: str = "") -> list[tuple[int, int, float]]:
+        """Every verify task's verified pairs (i, j, Jaccard); `suffix` "-x": those across the two files."""
+        verified: list[tuple[int, int, float]] = []
+        for v in range(self.plan.verify_tasks):
+            part = self.load_array(f"verified/{v:03d}{suffix}.npy")
+            verified.extend(zip(part["i"].tolist(), part["j"].tolist(), part["jaccard"].tolist(), strict=True))
+        return verified
+
     def metas(self) -> list[dict[str, Any]]:
         """Each shard's meta.json (its records and lines), read once per task."""
         if getattr(self, "_metas", None) is None:
