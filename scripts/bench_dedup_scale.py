@@ -118,7 +118,7 @@ def run(corpus_path: Path, workdir: Path, workers: int, tasks: int) -> dict:
     report = run_distributed(plan, workdir, "local", workers, say=say)
     wall = time.perf_counter() - started
     peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
-    disk = {stage: _disk(workdir / stage) for stage in ("sketch", "exact", "bands", "verified")}
+    disk = {stage: _disk(workdir / stage) for stage in ("sketch", "exact", "bands", "needed", "fetched", "verified")}
     return {"workers": workers, "tasks": len(plan.shards), "verify_tasks": plan.verify_tasks,
             "exact_tasks": plan.exact_tasks, "wall_s": round(wall, 1), "stages_s": times,
             "records_per_s": round(report["records"] / wall), "peak_task_rss_mb": round(peak_mb),
@@ -188,30 +188,21 @@ def main() -> None:
 
 def estimate_at_scale(one: dict, records: int, size: int, bands: int, workers: int, efficiency: float, where: str,
                       target: int = 10**9) -> str:
-    """Wall time for `target` records from one worker's measured time per stage. Sketch, exact and bands: the
-    stage's work grows linearly with the records and is spread over as many workers as it has tasks at that size
-    (sketch: one per 128 MB shard; exact: one per worker or 4 GB; bands: bands x hash ranges), at the measured
-    efficiency. Verify does not spread: each of its tasks reads every shard that holds a record of its pairs, and
-    with duplicates scattered over the corpus that is nearly every shard, so its wall time is one task's measured
-    time, grown linearly. Report: one task, linear."""
+    """Wall time for `target` records from one worker's measured time per stage. Every stage but the report's
+    work grows linearly with the records and is spread over as many workers as it has tasks at that size
+    (sketch and fetch: one per 128 MB shard; exact, needed and verify: one per worker or 4 GB; bands: bands x
+    hash ranges), at the measured efficiency. Report: one task, linear."""
     scale = target / records
     hash_ranges = -(-int(size * scale) // BAND_BYTES)
     keyed = max(workers, -(-int(size * scale) // KEY_BYTES))
-    parallel = {"1 sketch": -(-int(size * scale) // SHARD_BYTES), "2 exact-text groups": keyed,
-                "3 band pairs": bands * hash_ranges}
-    verify_tasks = one["verify_tasks"]
+    shards = -(-int(size * scale) // SHARD_BYTES)
+    parallel = {"1 sketch": shards, "2 exact-text groups": keyed, "3 band pairs": bands * hash_ranges,
+                "4 needed records": keyed, "5 fetch texts": shards, "6 verify": keyed}
     parts, total = [], 0.0
     for stage, seconds in one["stages_s"].items():
-        if stage in parallel:
-            spread = min(workers, parallel[stage])
-            wall = seconds * scale / (spread * (efficiency if spread > 1 else 1.0))
-            parts.append(f"{stage.split(' ', 1)[1]} {wall / 60:.1f} min on {spread}")
-        elif stage == "4 verify":
-            wall = seconds / verify_tasks * scale
-            parts.append(f"verify {wall / 60:.0f} min (each task reads ~the whole corpus: it does not spread)")
-        else:
-            wall = seconds * scale
-            parts.append(f"{stage.split(' ', 1)[1]} {wall / 60:.1f} min on 1")
+        spread = min(workers, parallel.get(stage, 1))
+        wall = seconds * scale / (spread * (efficiency if spread > 1 else 1.0))
+        parts.append(f"{stage.split(' ', 1)[1]} {wall / 60:.1f} min on {spread}")
         total += wall
     return (f"estimate, {target:.0e} records on {where}: {total / 3600:.2f} h ({'; '.join(parts)}; "
             f"{efficiency:.2f} of linear in workers as measured here)")

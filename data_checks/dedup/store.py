@@ -36,6 +36,17 @@ class TextStore:
         for text in texts:
             self.add(text)
 
+    def section(self) -> bytes:
+        """The store as bytes (`add_section` appends them to another): each text's end, ASCII flags, the buffer."""
+        return self.ends.tobytes() + bytes(self.ascii) + bytes(self.buffer)
+
+    def add_section(self, section: bytes, count: int) -> None:
+        """Append the `count` texts of another store's `section()`, in order."""
+        ends = np.frombuffer(section, dtype=np.int64, count=count) + len(self.buffer)
+        self.ends.frombytes(ends.tobytes())
+        self.ascii += section[8 * count:9 * count]
+        self.buffer += section[9 * count:]
+
     def __len__(self) -> int:
         return len(self.ends)
 

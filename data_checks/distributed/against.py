@@ -4,7 +4,8 @@ near-duplicate among the first's, exactly as the one-process gate finds them (`N
 - sketch: a task per shard of `against` writes its records' band keys (records with words only);
 - bands: each band task also pairs the representatives of the data with the `against` records that share the
   band's key (`pairs_across`), routed to the verify task that owns the pair's two shards;
-- verify: the exact Jaccard of each such pair, reading only the shards (of either file) that hold one;
+- needed, fetch, verify (verification.py): the texts of each such pair's two records shuffled to its verify task
+  (the fetch stage has a task per shard of either file), and its exact Jaccard;
 - report: the `contamination` entry, pairs ordered by (against record, data record) as one process orders them.
 """
 
@@ -18,7 +19,7 @@ from data_checks.dedup.config import MAX_LISTED_PAIRS
 from data_checks.dedup.lsh import pairs_across
 from data_checks.dedup.sketching import sketch_range
 from data_checks.dedup.store import TextStore
-from data_checks.distributed.shards import iter_shard, texts_of, verify_in_chunks
+from data_checks.distributed.shards import iter_shard
 from data_checks.formats import record_text
 
 U64 = np.uint64
@@ -70,21 +71,6 @@ def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, 
         mine = owner == v
         stage.save_array(f"bands/{band:02d}-{hash_range:03d}-{v:03d}-x.npy", np.stack([first[mine], second[mine]], 1))
     return len(first)
-
-
-def verify_across(stage: Any, rank: int, offsets: np.ndarray) -> int:
-    """Verify task `rank`'s pairs (data record, against record) by exact Jaccard; returns the pairs verified."""
-    plan = stage.plan
-    pairs = stage.task_pairs(rank, "-x")
-    read = (plan.fmt, plan.dedup.field, plan.skip_invalid)
-    mine, at_mine = texts_of(plan.shards, offsets, np.unique(pairs[:, 0]), *read)
-    theirs, at_theirs = texts_of(plan.against.shards, against_offsets(stage), np.unique(pairs[:, 1]), *read)
-    local = [(at_mine[i], at_theirs[j]) for i, j in pairs.tolist()]
-    back_mine, back_theirs = {p: g for g, p in at_mine.items()}, {p: g for g, p in at_theirs.items()}
-    found = [(back_mine[i], back_theirs[j], similarity)
-             for i, j, similarity in verify_in_chunks(mine, theirs, local, plan.dedup.ngram, plan.dedup.threshold)]
-    stage.save_verified(f"verified/{rank:03d}-x.npy", found)
-    return len(pairs)
 
 
 def contamination(stage: Any) -> tuple[dict[str, Any], list[tuple[int, int, float]]]:

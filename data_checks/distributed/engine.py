@@ -56,10 +56,10 @@ def make_plan(source: str, fmt: str, config: ChecksConfig, workers: int, tasks: 
     size, mtime = source_state(absolute)
     shards = plan_shards(absolute, tasks or max(4 * workers, -(-size // SHARD_BYTES)))
     # an exact task holds its key range's keys (16 bytes a record): one per KEY_BYTES of input at least. A verify
-    # task reads every shard holding a record of its pairs (nearly all of them): one per worker, no more
+    # task holds the texts of its pairs' records (fetched for it): the same count spreads them as thinly
     keyed = max(workers, -(-size // KEY_BYTES))
     return Plan(absolute, source_label(source), size, mtime, fmt, gates, [g for g in config.fail_on if g in gates],
-                config.dedup, config.pii, config.template, shards, exact_tasks=keyed, verify_tasks=workers,
+                config.dedup, config.pii, config.template, shards, exact_tasks=keyed, verify_tasks=keyed,
                 hash_ranges=hash_ranges or -(-size // BAND_BYTES), skip_invalid=skip_invalid, clean=clean,
                 redact_pii=redact_pii, against=_against(against, workers) if against else None, rendering=rendering)
 
@@ -72,13 +72,16 @@ def _against(path: str, workers: int) -> Against:
 
 
 def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
-    from data_checks.distributed.stages import BandPairs, Clean, ExactGroups, Report, Sketch, Verify
+    from data_checks.distributed.stages import BandPairs, Clean, ExactGroups, Report, Sketch
+    from data_checks.distributed.verification import Fetch, Needed, Verify
 
     dedup = "dedup" in plan.gates
     stages = [("sketch", Sketch(plan, workdir), plan.sketch_tasks)]
     if dedup:
         stages += [("exact", ExactGroups(plan, workdir), plan.exact_tasks),
                    ("bands", BandPairs(plan, workdir), plan.band_tasks),
+                   ("needed", Needed(plan, workdir), plan.verify_tasks),
+                   ("fetch", Fetch(plan, workdir), plan.sketch_tasks),
                    ("verify", Verify(plan, workdir), plan.verify_tasks)]
     stages.append(("report", Report(plan, workdir), 1))
     if plan.clean:

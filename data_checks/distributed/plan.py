@@ -7,12 +7,16 @@ completion markers (`logs/<stage>/completions/`) say which tasks finished:
     sketch/S/exact-E.npz  band-B-H.npz  words.npy  pii.json  template.json  skipped.json  meta.json   per shard S
     exact/E.npz            groups of records with the same normalised text (key range E)
     bands/B-H-V.npy        candidate pairs of band B, key range H, for verification task V
+    needed/V-pairs.npy     verify task V's candidate pairs, each once
+    needed/V.i64  V-cuts.i64   the records they name (raw int64, sorted) and where each shard's start in it
+    fetched/S.bin  S-bounds.i64   shard S's texts of those records, a section per verify task, and its bounds
     verified/V.npy         candidate pairs whose exact Jaccard reaches the threshold
     report.json            the gate report, the same shape as one process's
     clean/dropped.npy      with --write-clean: the records the clean copy leaves out (all but the first of a cluster)
     clean/S.jsonl          shard S's records that the clean copy keeps (redacted with --redact-pii), in order
-    with --against:  sketch-against/A/band-B-H.npz, meta.json (its shard A's band keys); bands/B-H-V-x.npy and
-                     verified/V-x.npy (pairs of a record of the data and one of `against`)
+    with --against:  sketch-against/A/band-B-H.npz, meta.json (its shard A's band keys); bands/B-H-V-x.npy,
+                     needed/V-pairs-x.npy, needed/V-x.i64, fetched-against/A.bin and verified/V-x.npy (pairs of a
+                     record of the data and one of `against`)
 """
 
 from __future__ import annotations

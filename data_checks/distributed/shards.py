@@ -99,24 +99,28 @@ def iter_shard(shard: Shard, skip_invalid: bool = False) -> Iterator[dict[str, A
     return (record for _, record in ShardLines(shard, SkippedLines(keep=0) if skip_invalid else None))
 
 
-def texts_of(shards: list[Shard], offsets: Any, needed: Any, fmt: str, field: str | None,
-             skip_invalid: bool) -> tuple[Any, dict[int, int]]:
-    """The texts of the `needed` records (sorted global indices; `offsets`: each shard's first index) in a
-    TextStore, reading once each shard that holds one and keeping only those; and each one's position in it."""
-    import numpy as np
-
-    from data_checks.dedup.store import TextStore
-    from data_checks.formats import record_text
-
-    holder = np.searchsorted(offsets, needed, side="right") - 1
-    store, position = TextStore(), {}
-    for s in np.unique(holder).tolist():
-        wanted = set((needed[holder == s] - offsets[s]).tolist())
-        for local, record in enumerate(iter_shard(shards[s], skip_invalid)):
-            if local in wanted:
-                position[local + int(offsets[s])] = len(store)
-                store.add(record_text(record, fmt, field))
-    return store, position
+def records_at(shard: Shard, wanted: set[int], skip_invalid: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index within the shard, record) of the `wanted` records, in order. Without `--skip-invalid` every
+    non-blank line is a record (the first stage has parsed them all), so only the wanted lines are parsed."""
+    if skip_invalid:
+        yield from ((i, r) for i, r in enumerate(iter_shard(shard, True)) if i in wanted)
+        return
+    last = max(wanted, default=-1)
+    with open(shard.path, "rb") as f:
+        f.seek(shard.start)
+        position, index = shard.start, 0
+        while position < shard.end and index <= last:
+            raw = f.readline()
+            if not raw:
+                break
+            position += len(raw)
+            if raw.strip():
+                if index in wanted:
+                    value, problem = parse_jsonl_line(raw)
+                    if problem is not None:  # the file changed since the first stage read it
+                        raise DataError(shard.path, _line_number(shard.path, position - len(raw)), problem)
+                    yield index, value
+                index += 1
 
 
 def verify_in_chunks(left: Any, right: Any, pairs: list[tuple[int, int]], ngram: int,

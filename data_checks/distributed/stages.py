@@ -9,10 +9,10 @@ distributed run finds exactly the pairs and findings one process finds.
    out of the bands (as in one process, only one representative per text is compared).
 3. `BandPairs` (a task per band and key range): representatives sharing the band's key, routed to the
    verification task that owns the pair's two shards.
-4. `Verify` (a task per group of shard pairs): the exact Jaccard of each candidate pair; it reads only the shards
-   that hold one of its pairs' records, once each, and keeps only those records' texts.
-5. `Report` (one task): clusters, rates, PII counts and examples, the length histogram: `report.json`.
-6. `Clean` (with `--write-clean`, a task per shard): the records the clean copy keeps, redacted if asked.
+4-6. `Needed`, `Fetch` and `Verify` (verification.py): each candidate pair's records' texts shuffled to the
+   task that verifies it, and its exact Jaccard.
+7. `Report` (one task): clusters, rates, PII counts and examples, the length histogram: `report.json`.
+8. `Clean` (with `--write-clean`, a task per shard): the records the clean copy keeps, redacted if asked.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from data_checks.dedup.store import TextStore
 from data_checks.distributed import quiet  # noqa: F401  (task logs go to their files, errors to the console)
 from data_checks.distributed.merge import build_report, exact_copies
 from data_checks.distributed.plan import Plan
-from data_checks.distributed.shards import ShardLines, iter_shard, texts_of, verify_in_chunks
+from data_checks.distributed.shards import ShardLines, iter_shard
 from data_checks.errors import DataError
 from data_checks.formats import record_text
 from data_checks.gates import MAX_LISTED_SKIPPED
@@ -246,32 +246,8 @@ class BandPairs(Stage):
         return data
 
 
-class Verify(Stage):
-    name = "4 verify"
-
-    def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
-        plan = self.plan
-        pairs = self.task_pairs(rank)
-        offsets = self.offsets()
-        # The texts of the records in these pairs only: one pass over each shard that holds one of them.
-        store, position = texts_of(plan.shards, offsets, np.unique(pairs), plan.fmt, plan.dedup.field,
-                                   plan.skip_invalid)
-        local_pairs = [(position[i], position[j]) for i, j in pairs.tolist()]
-        index_of = {p: g for g, p in position.items()}
-        verified = verify_in_chunks(store, None, local_pairs, plan.dedup.ngram, plan.dedup.threshold)
-        found = [(index_of[i], index_of[j], similarity) for i, j, similarity in verified]
-        self.save_verified(f"verified/{rank:03d}.npy", found)
-        self.stat_update("candidate pairs", value=len(pairs))
-        self.stat_update("verified pairs", value=len(found))
-        if plan.against is not None:
-            from data_checks.distributed.against import verify_across
-
-            self.stat_update("candidate pairs across", value=verify_across(self, rank, offsets))
-        return data
-
-
 class Report(Stage):
-    name = "5 report"
+    name = "7 report"
 
     def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
         report, dedup = build_report(self)
@@ -288,7 +264,7 @@ class Clean(Stage):
     """`--write-clean`, a task per shard: the shard's records but those the report's clusters leave out, PII
     redacted with `--redact-pii`, as JSON lines the way one process writes them; the command joins the parts."""
 
-    name = "6 clean copy"
+    name = "8 clean copy"
 
     def run(self, data: Any, rank: int = 0, world_size: int = 1) -> Any:
         from data_checks.pii import redact_record

@@ -23,7 +23,7 @@ from tests.data_checks.test_dedup import planted_corpus
 pytest.importorskip("datatrove", reason="pip install 'datatrove>=0.10' (a gatetune dependency)")
 
 from data_checks.distributed.engine import make_plan, run_distributed  # noqa: E402
-from data_checks.distributed.shards import iter_shard, plan_shards  # noqa: E402
+from data_checks.distributed.shards import iter_shard, plan_shards, records_at  # noqa: E402
 
 CLI = [sys.executable, "-m", "data_checks"]
 
@@ -72,7 +72,7 @@ def test_two_local_workers_give_exactly_the_one_process_report_on_planted_pairs_
     assert pii["records_with_pii"] > 10 and len(pii["by_type"]) >= 3 and pii["examples"]
     assert not two["passed"]
     assert [line.split(":")[0] for line in lines if "tasks on local" in line] == [
-        "1 sketch", "2 exact-text groups", "3 band pairs", "4 verify", "5 report"]
+        "1 sketch", "2 exact-text groups", "3 band pairs", "4 needed records", "5 fetch texts", "6 verify", "7 report"]
 
 
 def test_one_worker_and_other_shard_counts_give_the_same_report(planted_file: Path, tmp_path: Path):
@@ -143,6 +143,45 @@ def test_contamination_against_a_second_file_is_the_one_process_finding(planted_
     assert run_distributed(plan, tmp_path / "work", "local", 2, say=lambda _: None) == one
 
 
+def test_verify_tasks_read_only_their_fetched_texts_and_never_the_input(planted_file: Path, tmp_path: Path):
+    """The shuffle: each verify task's fetched texts are exactly the texts of the records its pairs name (and no
+    others), so with the input file gone the verify stage still finds the same pairs, across files too."""
+    import shutil
+
+    from data_checks.distributed.verification import Verify, fetched_texts, read_i64
+
+    data, against = tmp_path / "data.jsonl", tmp_path / "eval.jsonl"
+    shutil.copy(planted_file, data)
+    texts = [json.loads(line)["text"] for line in data.read_text().splitlines() if line.strip()]
+    against.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[::7]))
+    plan = make_plan(str(data), "auto", _config(("dedup",)), 3, 5, against=str(against))
+    report = run_distributed(plan, tmp_path / "work", "local", 3, say=lambda _: None)
+    assert report["checks"]["dedup"]["contamination"]["contaminated"] > 50
+    stage = Verify(plan, str(tmp_path / "work"))
+    before = [stage.load_array(f"verified/{v:03d}{x}.npy") for v in range(plan.verify_tasks) for x in ("", "-x")]
+    other = [json.loads(line)["text"] for line in against.read_text().splitlines()]
+    fetched = 0
+    for v in range(plan.verify_tasks):
+        pairs = stage.load_array(f"needed/{v:03d}-pairs.npy")
+        across = stage.load_array(f"needed/{v:03d}-pairs-x.npy")
+        store, records = fetched_texts(stage, v)
+        assert records.tolist() == sorted(set(pairs.ravel().tolist()) | set(across[:, 0].tolist()))
+        assert [store.text(k) for k in range(len(store))] == [texts[i] for i in records.tolist()]
+        theirs, their_records = fetched_texts(stage, v, "-x")
+        assert their_records.tolist() == sorted(set(across[:, 1].tolist()))
+        assert [theirs.text(k) for k in range(len(theirs))] == [other[j] for j in their_records.tolist()]
+        assert read_i64(stage, f"needed/{v:03d}.i64").tolist() == records.tolist()
+        fetched += len(records)
+    assert 0 < fetched < len(texts)  # the candidates' texts only, not the corpus (416 of 680 here)
+    data.unlink()
+    against.unlink()
+    for v in range(plan.verify_tasks):
+        stage.run(None, v)
+    after = [stage.load_array(f"verified/{v:03d}{x}.npy") for v in range(plan.verify_tasks) for x in ("", "-x")]
+    assert all((a == b).all() and len(a) == len(b) for a, b in zip(before, after, strict=True))
+    assert sum(len(a) for a in after) > 100
+
+
 def test_the_template_gate_renders_each_shard_through_the_tokenizer_as_one_process_does(tmp_path: Path,
                                                                                        tiny_tokenizer_dir: Path):
     """--tokenizer --max-length: every task loads the tokenizer and renders its records through the chat
@@ -183,6 +222,11 @@ def test_shards_hold_whole_lines_and_every_record_once(tmp_path: Path):
         assert all(a.end == b.start for a, b in zip(shards, shards[1:], strict=False))
         assert [r["i"] for s in shards for r in iter_shard(s)] == list(range(500)), count
         assert len(shards) <= min(count, 500 + 10)
+        for shard in shards:  # the fetch stage's reader: only the wanted records, parsed or not the others
+            every = list(enumerate(iter_shard(shard)))
+            wanted = {i for i, _ in every if i % 3 == 1}
+            assert list(records_at(shard, wanted)) == [(i, r) for i, r in every if i in wanted]
+            assert list(records_at(shard, wanted, skip_invalid=True)) == [(i, r) for i, r in every if i in wanted]
 
 
 def test_a_malformed_line_fails_with_its_file_and_line_as_without_the_engine(planted_file: Path, tmp_path: Path):
@@ -238,7 +282,7 @@ def test_the_clean_copy_is_the_one_process_copy_byte_for_byte(planted_file: Path
     records = sum(1 for line in planted_file.read_bytes().splitlines() if line.strip())
     assert f"clean copy: {kept} of {records} records written" in engine.stdout
     assert kept <= records - 120 and b"<EMAIL_ADDRESS>" in one and b"<PHONE_NUMBER>" in one
-    assert "6 clean copy: 6 of 6 tasks on local" in engine.stderr
+    assert "8 clean copy: 6 of 6 tasks on local" in engine.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

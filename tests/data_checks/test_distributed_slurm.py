@@ -50,7 +50,7 @@ def test_job_arrays_give_the_one_process_report(tmp_path: Path):
     result = subprocess.run(_command(path, tmp_path / "work", 4, tmp_path / "report.json"), cwd=tmp_path, env=ENV,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1, result.stderr  # the planted pairs fail the gate
-    for stage in ("1 sketch: 4 of 4 tasks on slurm", "2 exact-text groups: done", "4 verify: done", "5 report: done"):
+    for stage in ("1 sketch: 4 of 4 tasks on slurm", "2 exact-text groups: done", "6 verify: done", "7 report: done"):
         assert stage in result.stderr, result.stderr
     assert json.loads((tmp_path / "report.json").read_text()) == _one_process(path)
     launched = (tmp_path / "work" / "logs" / "sketch" / "launch_script.slurm").read_text()

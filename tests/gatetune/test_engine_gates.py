@@ -65,4 +65,4 @@ def test_the_engine_gives_the_one_process_gate_report_and_resumes_its_stages(fil
     again = _gates(files, tmp_path / "many", "checks.engine=local", "checks.engine_workers=2")
     assert again["checks"] == one["checks"]
     assert f"1 sketch: all {tasks} tasks finished in an earlier run, skipped" in caplog.text
-    assert "5 report: all 1 tasks finished in an earlier run, skipped" in caplog.text
+    assert "7 report: all 1 tasks finished in an earlier run, skipped" in caplog.text
