@@ -12,7 +12,6 @@ runs the engine; the others wait for its report (a launcher ends them all if it 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from pathlib import Path
@@ -48,24 +47,28 @@ def _only(checks: ChecksConfig, names: tuple[str, ...], keep: bool) -> ChecksCon
     return dataclasses.replace(checks, run=chosen, fail_on=[g for g in checks.fail_on if g in chosen])
 
 
-def _wait_for(report: Path, poll: float = 2.0) -> dict[str, Any]:
-    log.info("data gates: waiting for the main process's %s", report)
-    while not report.is_file():
+def _wait_for(workdir: str, poll: float = 2.0) -> dict[str, Any]:
+    from datatrove.io import get_datafolder
+
+    from data_checks.distributed.engine import read_json
+
+    log.info("data gates: waiting for the main process's %s/report.json", workdir)
+    while not get_datafolder(workdir).isfile("report.json"):
         time.sleep(poll)
-    return json.loads(report.read_text())
+    return read_json(workdir, "report.json")
 
 
 def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, run_dir: Path, verdicts: Any,
                  main_process: bool) -> dict[str, Any]:
     """The run's gate report: the in-process gates' checks and the engine's, in `checks.run` order."""
     try:
-        from data_checks.distributed.engine import make_plan, run_distributed
+        from data_checks.distributed.engine import make_plan, run_distributed, workdir_url
         from data_checks.distributed.slurm_jobs import slurm_options
     except ImportError as exc:
         raise UserError(f"checks.engine={checks.engine} needs datatrove ({exc}): "
                         "pip install 'datatrove>=0.10'") from None
 
-    workdir = Path(checks.engine_workdir or run_dir / "data_checks_work").absolute()
+    workdir = workdir_url(checks.engine_workdir or run_dir / "data_checks_work")  # a path or an fsspec URL
     distributed = _only(checks, ENGINE_GATES, keep=True)
     local = _only(checks, ENGINE_GATES, keep=False)
     report = run_gates(splits.train, splits.format, local, tokenizer=chat, max_length=max_length, encoded=verdicts)
@@ -84,12 +87,12 @@ def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, 
             except ValueError as exc:  # the engine's own errors (a stage's job failed, Ray unreachable, ...)
                 raise UserError(f"checks.engine={checks.engine}: {exc}") from None
         else:
-            found = _wait_for(workdir / "report.json")
+            found = _wait_for(workdir)
         report["checks"].update(found["checks"])
         if "against" in found:
             report["against"] = found["against"]
     report["checks"] = {name: report["checks"][name] for name in checks.run if name in report["checks"]}
     report["fail_on"] = list(checks.fail_on)
     report["passed"] = all(report["checks"][name]["passed"] for name in checks.fail_on if name in report["checks"])
-    report["engine"] = {"name": checks.engine, "gates": distributed.run, "workdir": str(workdir)}
+    report["engine"] = {"name": checks.engine, "gates": distributed.run, "workdir": workdir}
     return report

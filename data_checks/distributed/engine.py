@@ -1,6 +1,8 @@
-"""Running the stages on a datatrove executor: `local` (processes of this machine) or `slurm` (one job array per
-stage, each waiting for the one before: `afterok`). A stage whose tasks all finished in an earlier run of the
-same work directory is skipped, and so is each finished task of a stage that was cut short; the run says so.
+"""Running the stages on a datatrove executor: `local` (processes of this machine), `slurm` (one job array per
+stage, each waiting for the one before: `afterok`) or `ray`. A stage whose tasks all finished in an earlier run
+of the same work directory is skipped, and so is each finished task of a stage that was cut short; the run says
+so. The work directory is a local path or any fsspec URL (s3://bucket/run, gs://...): every file in it is read
+and written through datatrove's `DataFolder`, each written whole (an object store's put).
 """
 
 from __future__ import annotations
@@ -89,19 +91,39 @@ def _stages(plan: Plan, workdir: str) -> list[tuple[str, Any, int]]:
     return stages
 
 
-def _check_plan(plan: Plan, workdir: Path) -> None:
+def workdir_url(workdir: str | Path) -> str:
+    """The work directory as the stages take it: an fsspec URL (`s3://bucket/run`) as given, a path made absolute."""
+    text = str(workdir)
+    return text.rstrip("/") if "://" in text else str(Path(text).absolute())
+
+
+def _folder(workdir: str) -> Any:
+    from datatrove.io import get_datafolder
+
+    return get_datafolder(workdir)
+
+
+def read_json(workdir: str, path: str) -> Any:
+    """A JSON file of the work directory (`report.json`, ...), local or remote."""
+    with _folder(workdir).open(path, "r") as f:
+        return json.load(f)
+
+
+def _check_plan(plan: Plan, workdir: str) -> None:
     """A work directory holds one run: the same source (size and time), settings and tasks, or none yet."""
-    path = workdir / PLAN
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old.get("fingerprint") != plan.fingerprint():
-            raise EngineError(f"{workdir} holds another run (its {PLAN} has other data, settings or task counts); "
-                              "use a new --workdir, or delete this one to start over")
-        return
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": plan.fingerprint(), "plan": plan.to_dict()}, indent=1, default=str))
-    tmp.replace(path)
+    try:
+        folder = _folder(workdir)
+        old = read_json(workdir, PLAN) if folder.isfile(PLAN) else None
+        if old is None:
+            folder.makedirs("", exist_ok=True)
+            with folder.open(f"{PLAN}.tmp", "w") as f:  # then moved: a plan.json is always whole
+                json.dump({"fingerprint": plan.fingerprint(), "plan": plan.to_dict()}, f, indent=1, default=str)
+            folder.mv(f"{PLAN}.tmp", PLAN)
+    except (OSError, ImportError, ValueError) as exc:  # unreachable, no credentials, no fsspec driver for the URL
+        raise EngineError(f"--workdir {workdir}: {type(exc).__name__}: {exc}") from None
+    if old is not None and old.get("fingerprint") != plan.fingerprint():
+        raise EngineError(f"{workdir} holds another run (its {PLAN} has other data, settings or task counts); "
+                          "use a new --workdir, or delete this one to start over")
 
 
 def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depends: Any,
@@ -120,12 +142,13 @@ def _executor(engine: str, step: Any, tasks: int, workers: int, logs: str, depen
     return slurm_executor(step, tasks, workers, logs, depends, slurm or SlurmOptions())
 
 
-def recorded_error(workdir: Path) -> DataError | None:
+def recorded_error(workdir: str) -> DataError | None:
     """The first DataError a task left in `errors/` (a malformed line), to report as one process would."""
-    errors = sorted((workdir / "errors").glob("*.json"))
+    folder = _folder(workdir)
+    errors = sorted(folder.list_files("errors", glob_pattern="*.json")) if folder.isdir("errors") else []
     if not errors:
         return None
-    found = json.loads(errors[0].read_text())
+    found = read_json(workdir, errors[0])
     return DataError(found["path"], found["line"], found["problem"])
 
 
@@ -139,17 +162,17 @@ def run_distributed(plan: Plan, workdir: str | Path, engine: str, workers: int,
     from data_checks.distributed.quiet import errors_only
 
     errors_only()  # datatrove's own INFO lines: the task logs have them
-    workdir = Path(workdir).absolute()
+    workdir = workdir_url(workdir)
     _check_plan(plan, workdir)
     with ray_cluster(workers) if engine == "ray" else contextlib.nullcontext():
         return _run_stages(plan, workdir, engine, workers, slurm, say, start_method)
 
 
-def _run_stages(plan: Plan, workdir: Path, engine: str, workers: int, slurm: SlurmOptions | None,
+def _run_stages(plan: Plan, workdir: str, engine: str, workers: int, slurm: SlurmOptions | None,
                 say: Any, start_method: str) -> dict[str, Any]:
     previous, stages = None, []
-    for name, step, tasks in _stages(plan, str(workdir)):
-        logs = str(workdir / "logs" / name)
+    for name, step, tasks in _stages(plan, workdir):
+        logs = f"{workdir}/logs/{name}"
         executor = _executor(engine, step, tasks, workers, logs, previous, slurm, start_method)
         done = tasks - len(executor.get_incomplete_ranks())
         started = time.perf_counter()
@@ -177,7 +200,7 @@ def _run_stages(plan: Plan, workdir: Path, engine: str, workers: int, slurm: Slu
             if error is not None:
                 raise error from None
             raise
-    return json.loads((workdir / "report.json").read_text())
+    return read_json(workdir, "report.json")
 
 
 def write_clean_copy(plan: Plan, workdir: str | Path, out: str | Path) -> int:
@@ -185,18 +208,20 @@ def write_clean_copy(plan: Plan, workdir: str | Path, out: str | Path) -> int:
     the records kept."""
     from data_checks.report import write_text_atomic
 
-    parts = [Path(workdir) / "clean" / f"{s.index:05d}.jsonl" for s in plan.shards]
+    workdir = workdir_url(workdir)
+    folder = _folder(workdir)
+    parts = [f"clean/{s.index:05d}" for s in plan.shards]
 
     def lines() -> Any:
         for part in parts:
-            with part.open(encoding="utf-8") as f:
+            with folder.open(f"{part}.jsonl", "r", encoding="utf-8") as f:
                 yield from f
 
     write_text_atomic(out, lines())
-    return sum(json.loads(part.with_suffix(".json").read_text())["kept"] for part in parts)
+    return sum(read_json(workdir, f"{part}.json")["kept"] for part in parts)
 
 
-def _check_finished(executor: Any, name: str, logs: str, workdir: Path) -> None:
+def _check_finished(executor: Any, name: str, logs: str, workdir: str) -> None:
     failed = executor.get_incomplete_ranks()
     if failed:
         error = recorded_error(workdir)

@@ -100,7 +100,7 @@ def _stop(pending: list[tuple[str, Any]], message: str) -> None:
     raise SlurmJobError(message + ". Run the same command again to redo only the unfinished tasks")
 
 
-def wait_for_stages(stages: list[tuple[str, Any]], workdir: Path, say: Any, poll: float = 1.0) -> None:
+def wait_for_stages(stages: list[tuple[str, Any]], workdir: str, say: Any, poll: float = 1.0) -> None:
     """Until every stage's tasks finished. A stage whose job left the queue with tasks unfinished, or a job that
     SLURM will never start (a task of the job it depends on failed), stops the run and cancels the stages after."""
     pending = list(stages)
