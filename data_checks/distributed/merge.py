@@ -136,18 +136,21 @@ def template_result(stage: Any) -> TemplateResult:
 
 
 def length_histogram(stage: Any) -> dict[str, Any]:
-    """`gates._length_histogram` of every record's length in words, one shard at a time: the same bins (the
-    global maximum decides them) and counts."""
-    shards = [stage.load(f"sketch/{s.index:05d}/words.npz")["words"].astype(np.int64) for s in stage.plan.shards]
-    total = sum(len(w) for w in shards)
+    """`gates._length_histogram` of every record's length in words: the same bins (the global minimum and maximum,
+    from each shard's meta.json, decide them) and counts, one shard's lengths in memory at a time."""
+    metas = [m for m in stage.metas() if m["records"]]
+    total = sum(m["records"] for m in metas)
     if not total:
         return {"unit": "words", "bin_edges": [], "counts": [], "mean": 0.0, "max": 0}
-    low = min(int(w.min()) for w in shards if len(w))
-    top = max(int(w.max()) for w in shards if len(w))
+    low, top = min(m["words_min"] for m in metas), max(m["words_max"] for m in metas)
     bins = min(LENGTH_BINS, max(1, top + 1))
     edges = np.histogram_bin_edges(np.array([low, top]), bins=bins)
-    counts = sum(np.histogram(w, bins=edges)[0] for w in shards if len(w))
-    mean = sum(int(w.sum()) for w in shards) / total
+    counts = np.zeros(len(edges) - 1, dtype=np.int64)
+    for s in stage.plan.shards:
+        words = stage.load(f"sketch/{s.index:05d}/words.npz")["words"].astype(np.int64)
+        if len(words):
+            counts += np.histogram(words, bins=edges)[0]
+    mean = sum(m["words_sum"] for m in metas) / total
     return {"unit": "words", "bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
             "mean": float(mean), "max": top}
 

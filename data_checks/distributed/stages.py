@@ -181,8 +181,11 @@ class Sketch(Stage):
                 "truncated": template.truncated, "notes": dict(template.notes)})
         if skipped is not None:
             self.write_json(f"{out}/skipped.json", {"count": skipped.count, "lines": skipped.lines})
-        self.save(f"{out}/words.npz", words=np.frombuffer(words, dtype=np.uint32))
-        meta = {"records": len(words), "lines": reader.lines}
+        counts = np.frombuffer(words, dtype=np.uint32)
+        self.save(f"{out}/words.npz", words=counts)
+        meta = {"records": len(words), "lines": reader.lines, "words_sum": int(counts.sum(dtype=np.int64)),
+                "words_min": int(counts.min()) if len(counts) else None,
+                "words_max": int(counts.max()) if len(counts) else None}
         self.write_json(f"{out}/meta.json", meta)  # last: the later stages count on it
         self.stat_update("records", value=len(words))
         return data
