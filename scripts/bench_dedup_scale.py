@@ -191,7 +191,8 @@ def estimate_at_scale(one: dict, records: int, size: int, bands: int, workers: i
     """Wall time for `target` records from one worker's measured time per stage. Every stage but the report's
     work grows linearly with the records and is spread over as many workers as it has tasks at that size
     (sketch and fetch: one per 128 MB shard; exact, needed and verify: one per worker or 4 GB; bands: bands x
-    hash ranges), at the measured efficiency. Report: one task, linear."""
+    hash ranges), at the measured efficiency. Report: one task, linear. What this leaves out (job scheduling, a
+    task's start, the file system's bandwidth for the corpus read twice and the stages' files) dominates there."""
     scale = target / records
     hash_ranges = -(-int(size * scale) // BAND_BYTES)
     keyed = max(workers, -(-int(size * scale) // KEY_BYTES))
@@ -204,8 +205,9 @@ def estimate_at_scale(one: dict, records: int, size: int, bands: int, workers: i
         wall = seconds * scale / (spread * (efficiency if spread > 1 else 1.0))
         parts.append(f"{stage.split(' ', 1)[1]} {wall / 60:.1f} min on {spread}")
         total += wall
-    return (f"estimate, {target:.0e} records on {where}: {total / 3600:.2f} h ({'; '.join(parts)}; "
-            f"{efficiency:.2f} of linear in workers as measured here)")
+    return (f"estimate, {target:.0e} records on {where}: {total / 60:.1f} min of compute ({'; '.join(parts)}; "
+            f"{efficiency:.2f} of linear in workers as measured here; not counted: scheduling, each task's start, "
+            "and the shared file system's bandwidth)")
 
 
 class _Texts:

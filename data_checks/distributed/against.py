@@ -33,12 +33,10 @@ def sketch_against(stage: Any, a: int) -> None:
         store.add(record_text(record, plan.fmt, plan.dedup.field))
     out = f"sketch-against/{a:05d}"
     if "dedup" in plan.gates:
+        from data_checks.distributed.stages import write_bands
+
         band_keys, _, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
-        index = np.arange(len(store), dtype=np.int64)
-        for b in range(plan.bands):
-            for h in range(plan.hash_ranges):
-                mine = has_words & (band_keys[b] % U64(plan.hash_ranges) == U64(h))
-                stage.save(f"{out}/band-{b:02d}-{h:03d}.npz", keys=band_keys[b][mine], index=index[mine])
+        write_bands(stage, f"{out}/bands.bin", band_keys, has_words)
     stage.write_json(f"{out}/meta.json", {"records": len(store)})  # last: the later stages count on it
 
 
@@ -56,9 +54,10 @@ def band_pairs_across(stage: Any, band: int, hash_range: int, keys: np.ndarray, 
     theirs, their_index = [], []
     other_offsets = against_offsets(stage)
     for s in plan.against.shards:
-        part = stage.load(f"sketch-against/{s.index:05d}/band-{band:02d}-{hash_range:03d}.npz")
-        theirs.append(part["keys"])
-        their_index.append(part["index"] + other_offsets[s.index])
+        shard_keys, shard_index = stage.read_keyed(f"sketch-against/{s.index:05d}/bands.bin",
+                                                   band * plan.hash_ranges + hash_range)
+        theirs.append(shard_keys)
+        their_index.append(shard_index + other_offsets[s.index])
     other = np.concatenate(theirs) if theirs else np.empty(0, dtype=U64)
     other_index = np.concatenate(their_index) if their_index else np.empty(0, dtype=np.int64)
     codes = pairs_across(keys, other)

@@ -4,17 +4,19 @@ work directory (`plan.json`), so that a rerun continues the same run or says why
 The work directory holds one folder per stage; each task writes only its own files, and datatrove's
 completion markers (`logs/<stage>/completions/`) say which tasks finished:
 
-    sketch/S/exact-E.npz  band-B-H.npz  words.npy  pii.json  template.json  skipped.json  meta.json   per shard S
+    sketch/S/exact.bin bands.bin  words.npz  pii.json  template.json  skipped.json  meta.json   per shard S
+                           (exact.bin: a section per exact task E, bands.bin one per band B and key range H,
+                           each `.bounds` beside it: a task reads its own section of each shard's file)
     exact/E.npz            groups of records with the same normalised text (key range E)
     bands/B-H-V.npy        candidate pairs of band B, key range H, for verification task V
     needed/V-pairs.npy     verify task V's candidate pairs, each once
     needed/V.i64  V-cuts.i64   the records they name (raw int64, sorted) and where each shard's start in it
-    fetched/S.bin  S-bounds.i64   shard S's texts of those records, a section per verify task, and its bounds
+    fetched/S.bin          shard S's texts of those records, a section per verify task (and its .bounds)
     verified/V.npy         candidate pairs whose exact Jaccard reaches the threshold
     report.json            the gate report, the same shape as one process's
     clean/dropped.npy      with --write-clean: the records the clean copy leaves out (all but the first of a cluster)
     clean/S.jsonl          shard S's records that the clean copy keeps (redacted with --redact-pii), in order
-    with --against:  sketch-against/A/band-B-H.npz, meta.json (its shard A's band keys); bands/B-H-V-x.npy,
+    with --against:  sketch-against/A/bands.bin, meta.json (its shard A's band keys); bands/B-H-V-x.npy,
                      needed/V-pairs-x.npy, needed/V-x.i64, fetched-against/A.bin and verified/V-x.npy (pairs of a
                      record of the data and one of `against`)
 """

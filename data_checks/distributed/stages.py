@@ -96,6 +96,47 @@ class Stage(PipelineStep):
         with self.folder.open(path, "rb") as f:
             return np.load(io.BytesIO(f.read()))
 
+    def write_i64(self, path: str, values: Any) -> None:
+        """`values` as raw int64, so that a reader can take a few of them without the rest (`read_i64`)."""
+        with self.folder.open(path, "wb") as f:
+            f.write(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+
+    def read_i64(self, path: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Values [start, stop) of a `write_i64` file (all from `start` when `stop` is None), reading only those."""
+        with self.folder.open(path, "rb") as f:
+            f.seek(start * 8)
+            raw = f.read() if stop is None else f.read((stop - start) * 8)
+        return np.frombuffer(raw, dtype=np.int64)
+
+    def write_sections(self, path: str, sections: Any) -> None:
+        """Byte strings one after another in `path`, and where each starts in `path.bounds` (written last): a task
+        that needs one section reads two bounds and its bytes (`read_section`), not the file. One file per task
+        where a file per (task, reader) would make millions of small files at scale."""
+        bounds = [0]
+        with self.folder.open(path, "wb") as f:
+            for section in sections:
+                f.write(section)
+                bounds.append(bounds[-1] + len(section))
+        self.write_i64(f"{path}.bounds", bounds)
+
+    def read_section(self, path: str, k: int) -> bytes:
+        start, stop = self.read_i64(f"{path}.bounds", k, k + 2).tolist()
+        if stop == start:
+            return b""
+        with self.folder.open(path, "rb") as f:
+            f.seek(start)
+            return f.read(stop - start)
+
+    def write_keyed(self, path: str, parts: Any) -> None:
+        """Sections of (key, record) pairs: `parts` gives (keys uint64, index int64) per section."""
+        self.write_sections(path, (np.stack([np.asarray(k, dtype=U64).view(np.int64), np.asarray(i, dtype=np.int64)])
+                                   .tobytes() for k, i in parts))
+
+    def read_keyed(self, path: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Section `k` of a `write_keyed` file: its keys (uint64) and records (int64, within the shard)."""
+        both = np.frombuffer(self.read_section(path, k), dtype=np.int64).reshape(2, -1)
+        return both[0].view(U64), both[1]
+
     def task_pairs(self, rank: int, suffix: str = "") -> np.ndarray:
         """Verify task `rank`'s candidate pairs from every band task, each once (`suffix` "-x": across files)."""
         plan = self.plan
@@ -123,6 +164,21 @@ class Stage(PipelineStep):
     def offsets(self) -> np.ndarray:
         """The global index of each shard's first record (the first stage's counts, added up)."""
         return np.concatenate([[0], np.cumsum([m["records"] for m in self.metas()])]).astype(np.int64)
+
+
+def partition(keys: np.ndarray, keep: np.ndarray, parts: int) -> Any:
+    """(keys, records) of each key range `key % parts`, of the records `keep` marks, in record order."""
+    index = np.arange(len(keys), dtype=np.int64)
+    for p in range(parts):
+        mine = keep & (keys % U64(parts) == U64(p))
+        yield keys[mine], index[mine]
+
+
+def write_bands(stage: Stage, path: str, band_keys: np.ndarray, keep: np.ndarray) -> None:
+    """A shard's band keys in one file: a section per (band, key range), the band task's order."""
+    hash_ranges = stage.plan.hash_ranges
+    stage.write_keyed(path, (part for b in range(stage.plan.bands) for part in partition(band_keys[b], keep,
+                                                                                           hash_ranges)))
 
 
 class Sketch(Stage):
@@ -163,14 +219,8 @@ class Sketch(Stage):
                 scan.add(text if plan.pii.field is None else record_text(record, plan.fmt, plan.pii.field))
         if "dedup" in plan.gates:
             band_keys, keys, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
-            index = np.arange(len(store), dtype=np.int64)
-            for e in range(plan.exact_tasks):
-                mine = has_words & (keys % U64(plan.exact_tasks) == U64(e))
-                self.save(f"{out}/exact-{e:03d}.npz", keys=keys[mine], index=index[mine])
-            for b in range(plan.bands):
-                for h in range(plan.hash_ranges):
-                    mine = has_words & (band_keys[b] % U64(plan.hash_ranges) == U64(h))
-                    self.save(f"{out}/band-{b:02d}-{h:03d}.npz", keys=band_keys[b][mine], index=index[mine])
+            self.write_keyed(f"{out}/exact.bin", partition(keys, has_words, plan.exact_tasks))
+            write_bands(self, f"{out}/bands.bin", band_keys, has_words)
         if scan is not None:
             self.write_json(f"{out}/pii.json", {
                 "records_with_pii": scan.records_with_pii, "by_type": scan.by_type,
@@ -198,9 +248,9 @@ class ExactGroups(Stage):
         offsets = self.offsets()
         keys, index = [], []
         for s in self.plan.shards:
-            part = self.load(f"sketch/{s.index:05d}/exact-{rank:03d}.npz")
-            keys.append(part["keys"])
-            index.append(part["index"] + offsets[s.index])
+            shard_keys, shard_index = self.read_keyed(f"sketch/{s.index:05d}/exact.bin", rank)
+            keys.append(shard_keys)
+            index.append(shard_index + offsets[s.index])
         keys_all = np.concatenate(keys) if keys else np.empty(0, dtype=U64)
         index_all = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
         # exact_groups takes every record's key with a has-words flag: here the records of this key range
@@ -225,10 +275,10 @@ class BandPairs(Stage):
         _, copies = exact_copies(self)
         keys, index = [], []
         for s in plan.shards:
-            part = self.load(f"sketch/{s.index:05d}/band-{band:02d}-{hash_range:03d}.npz")
-            keep = ~np.isin(part["index"] + offsets[s.index], copies, assume_unique=False)
-            keys.append(part["keys"][keep])
-            index.append(part["index"][keep] + offsets[s.index])
+            shard_keys, shard_index = self.read_keyed(f"sketch/{s.index:05d}/bands.bin", rank)
+            keep = ~np.isin(shard_index + offsets[s.index], copies, assume_unique=False)
+            keys.append(shard_keys[keep])
+            index.append(shard_index[keep] + offsets[s.index])
         keys_all = np.concatenate(keys) if keys else np.empty(0, dtype=U64)
         index_all = np.concatenate(index) if index else np.empty(0, dtype=np.int64)
         n = max(len(keys_all), 1)

@@ -8,7 +8,7 @@ input would read nearly every shard, and each task would read the whole corpus. 
    list (`needed/V-cuts.i64`); with `--against` the same for the pairs across the files (`-x`).
 5. `Fetch` (a task per input shard, then per shard of `--against`): reads its shard once and writes, for each
    verify task in turn, the texts of that task's records in the shard (`fetched/S.bin`, one section per task, each
-   a `TextStore.section`), and where each section starts (`fetched/S-bounds.i64`, written last).
+   a `TextStore.section`), and where each section starts (`fetched/S.bin.bounds`, written last).
 
 A fetch task reads two values of each verify task's cuts and its own slice of each needed list; a verify task
 reads two values of each fetched shard's bounds and its section: raw int64 files read by offset, so neither reads
@@ -31,8 +31,6 @@ from data_checks.distributed.shards import records_at, verify_in_chunks
 from data_checks.distributed.stages import Stage
 from data_checks.formats import record_text
 
-I64 = np.dtype(np.int64)
-
 
 def _side(stage: Stage, suffix: str) -> tuple[list[Any], np.ndarray, str]:
     """The shards, their first records' global indices and the fetched folder of one file: the data ("") or
@@ -44,34 +42,17 @@ def _side(stage: Stage, suffix: str) -> tuple[list[Any], np.ndarray, str]:
     return stage.plan.shards, stage.offsets(), "fetched"
 
 
-def write_i64(stage: Stage, path: str, values: np.ndarray) -> None:
-    """`values` as raw int64, so that a reader can take a few of them without reading the rest (`read_i64`)."""
-    with stage.folder.open(path, "wb") as f:
-        f.write(np.ascontiguousarray(values, dtype=I64).tobytes())
-
-
-def read_i64(stage: Stage, path: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Values [start, stop) of a `write_i64` file (all from `start` when `stop` is None), reading only those."""
-    with stage.folder.open(path, "rb") as f:
-        f.seek(start * I64.itemsize)
-        raw = f.read() if stop is None else f.read((stop - start) * I64.itemsize)
-    return np.frombuffer(raw, dtype=I64)
-
-
 def fetched_texts(stage: Stage, rank: int, suffix: str = "") -> tuple[TextStore, np.ndarray]:
     """Verify task `rank`'s texts: its section of each fetched shard that holds one of its records, in one
     TextStore, and the record (global index) at each position of it."""
     shards, _, folder = _side(stage, suffix)
-    needed = read_i64(stage, f"needed/{rank:03d}{suffix}.i64")
-    cuts = read_i64(stage, f"needed/{rank:03d}{suffix}-cuts.i64")
+    needed = stage.read_i64(f"needed/{rank:03d}{suffix}.i64")
+    cuts = stage.read_i64(f"needed/{rank:03d}{suffix}-cuts.i64")
     store = TextStore()
     for s in range(len(shards)):
         count = int(cuts[s + 1] - cuts[s])
         if count:
-            start, stop = read_i64(stage, f"{folder}/{s:05d}-bounds.i64", rank, rank + 2).tolist()
-            with stage.folder.open(f"{folder}/{s:05d}.bin", "rb") as f:
-                f.seek(start)
-                store.add_section(f.read(stop - start), count)
+            store.add_section(stage.read_section(f"{folder}/{s:05d}.bin", rank), count)
     return store, needed
 
 
@@ -94,9 +75,9 @@ class Needed(Stage):
 
     def _write(self, rank: int, suffix: str, needed: np.ndarray) -> None:
         _, offsets, _ = _side(self, suffix)
-        write_i64(self, f"needed/{rank:03d}{suffix}.i64", needed)
+        self.write_i64(f"needed/{rank:03d}{suffix}.i64", needed)
         # where each shard's records start in the list; a fetch task reads only its two entries
-        write_i64(self, f"needed/{rank:03d}{suffix}-cuts.i64", np.searchsorted(needed, offsets))
+        self.write_i64(f"needed/{rank:03d}{suffix}-cuts.i64", np.searchsorted(needed, offsets))
 
 
 class Fetch(Stage):
@@ -109,19 +90,14 @@ class Fetch(Stage):
         shards, offsets, folder = _side(self, suffix)
         wanted = []  # per verify task: the shard's records it needs (indices within the shard, ascending)
         for v in range(plan.verify_tasks):
-            start, stop = read_i64(self, f"needed/{v:03d}{suffix}-cuts.i64", s, s + 2).tolist()
-            wanted.append(read_i64(self, f"needed/{v:03d}{suffix}.i64", start, stop) - offsets[s])
+            start, stop = self.read_i64(f"needed/{v:03d}{suffix}-cuts.i64", s, s + 2).tolist()
+            wanted.append(self.read_i64(f"needed/{v:03d}{suffix}.i64", start, stop) - offsets[s])
         union = set(np.concatenate(wanted).tolist())
         texts: dict[int, str] = {}
         for local, record in records_at(shards[s], union, plan.skip_invalid):  # one pass, up to the last needed
             texts[local] = record_text(record, plan.fmt, plan.dedup.field)
-        bounds = [0]
-        with self.folder.open(f"{folder}/{s:05d}.bin", "wb") as f:
-            for local_records in wanted:
-                section = TextStore(texts[i] for i in local_records.tolist()).section()
-                f.write(section)
-                bounds.append(bounds[-1] + len(section))
-        write_i64(self, f"{folder}/{s:05d}-bounds.i64", np.array(bounds))  # last: verify counts on it
+        self.write_sections(f"{folder}/{s:05d}.bin",
+                            (TextStore(texts[i] for i in local_records.tolist()).section() for local_records in wanted))
         self.stat_update("texts fetched", value=len(texts))
         return data
 

@@ -83,6 +83,10 @@ def test_one_worker_and_other_shard_counts_give_the_same_report(planted_file: Pa
     three = make_plan(str(planted_file), "auto", _config(), 2, 5, hash_ranges=3)
     assert three.band_tasks == 3 * three.bands
     assert _distributed(planted_file, tmp_path / "ranges", hash_ranges=3) == reference
+    # a shard's keys for every exact task, band and key range go in two files (a section each), not 3 x 21 + 2
+    written = sorted(p.name for p in (tmp_path / "ranges" / "sketch" / "00000").iterdir())
+    assert written == ["bands.bin", "bands.bin.bounds", "exact.bin", "exact.bin.bounds", "meta.json", "pii.json",
+                       "words.npz"]
 
 
 def _broken(i: int, messages: list[dict[str, str]]) -> dict:
@@ -148,7 +152,7 @@ def test_verify_tasks_read_only_their_fetched_texts_and_never_the_input(planted_
     others), so with the input file gone the verify stage still finds the same pairs, across files too."""
     import shutil
 
-    from data_checks.distributed.verification import Verify, fetched_texts, read_i64
+    from data_checks.distributed.verification import Verify, fetched_texts
 
     data, against = tmp_path / "data.jsonl", tmp_path / "eval.jsonl"
     shutil.copy(planted_file, data)
@@ -170,7 +174,7 @@ def test_verify_tasks_read_only_their_fetched_texts_and_never_the_input(planted_
         theirs, their_records = fetched_texts(stage, v, "-x")
         assert their_records.tolist() == sorted(set(across[:, 1].tolist()))
         assert [theirs.text(k) for k in range(len(theirs))] == [other[j] for j in their_records.tolist()]
-        assert read_i64(stage, f"needed/{v:03d}.i64").tolist() == records.tolist()
+        assert stage.read_i64(f"needed/{v:03d}.i64").tolist() == records.tolist()
         fetched += len(records)
     assert 0 < fetched < len(texts)  # the candidates' texts only, not the corpus (416 of 680 here)
     data.unlink()

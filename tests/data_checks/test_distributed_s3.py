@@ -96,7 +96,7 @@ def test_a_run_with_its_work_directory_in_s3_gives_the_one_process_report_and_cl
     fs = _fs(s3_env)
     stored = {p.split("/runs/first/", 1)[1] for p in fs.find(f"{BUCKET}/runs/first")}
     assert {"plan.json", "report.json", "clean/dropped.npy", "needed/000.i64", "fetched/00000.bin",
-            "verified/000.npy", "sketch/00000/meta.json"} <= stored
+            "sketch/00000/bands.bin.bounds", "verified/000.npy", "sketch/00000/meta.json"} <= stored
     assert any(p.startswith("logs/verify/completions/") for p in stored)
     assert json.loads(fs.cat(f"{BUCKET}/runs/first/report.json")) == one
     again = _cli(corpus, cwd, s3_env, *engine)
