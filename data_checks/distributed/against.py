@@ -33,10 +33,8 @@ def sketch_against(stage: Any, a: int) -> None:
         store.add(record_text(record, plan.fmt, plan.dedup.field))
     out = f"sketch-against/{a:05d}"
     if "dedup" in plan.gates:
-        from data_checks.distributed.stages import write_bands
-
         band_keys, _, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
-        write_bands(stage, f"{out}/bands.bin", band_keys, has_words)
+        stage.write_bands(f"{out}/bands.bin", band_keys, has_words)
     stage.write_json(f"{out}/meta.json", {"records": len(store)})  # last: the later stages count on it
 
 

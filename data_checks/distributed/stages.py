@@ -137,6 +137,12 @@ class Stage(PipelineStep):
         both = np.frombuffer(self.read_section(path, k), dtype=np.int64).reshape(2, -1)
         return both[0].view(U64), both[1]
 
+    def write_bands(self, path: str, band_keys: np.ndarray, keep: np.ndarray) -> None:
+        """A shard's band keys in one file: a section per (band, key range), the band tasks' order."""
+        plan = self.plan
+        self.write_keyed(path, (part for b in range(plan.bands) for part in partition(band_keys[b], keep,
+                                                                                      plan.hash_ranges)))
+
     def task_pairs(self, rank: int, suffix: str = "") -> np.ndarray:
         """Verify task `rank`'s candidate pairs from every band task, each once (`suffix` "-x": across files)."""
         plan = self.plan
@@ -172,13 +178,6 @@ def partition(keys: np.ndarray, keep: np.ndarray, parts: int) -> Any:
     for p in range(parts):
         mine = keep & (keys % U64(parts) == U64(p))
         yield keys[mine], index[mine]
-
-
-def write_bands(stage: Stage, path: str, band_keys: np.ndarray, keep: np.ndarray) -> None:
-    """A shard's band keys in one file: a section per (band, key range), the band task's order."""
-    hash_ranges = stage.plan.hash_ranges
-    stage.write_keyed(path, (part for b in range(stage.plan.bands) for part in partition(band_keys[b], keep,
-                                                                                           hash_ranges)))
 
 
 class Sketch(Stage):
@@ -220,7 +219,7 @@ class Sketch(Stage):
         if "dedup" in plan.gates:
             band_keys, keys, has_words = sketch_range(store, 0, len(store), plan.dedup.ngram, plan.bands, plan.rows)
             self.write_keyed(f"{out}/exact.bin", partition(keys, has_words, plan.exact_tasks))
-            write_bands(self, f"{out}/bands.bin", band_keys, has_words)
+            self.write_bands(f"{out}/bands.bin", band_keys, has_words)
         if scan is not None:
             self.write_json(f"{out}/pii.json", {
                 "records_with_pii": scan.records_with_pii, "by_type": scan.by_type,
