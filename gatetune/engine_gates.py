@@ -5,13 +5,15 @@ The template gate stays in this process: it reads what training's tokenisation f
 rendering both share), which costs nothing more. The engine reads `data.path` whole, with `data.eval_path` as
 `--against` (contamination), so both must be JSONL files and the train split must be the file as it is (no
 held-out fraction, no `data.max_examples`): `engine_problems` says so before anything loads. Only the main process
-runs the engine; the others wait for its report (a launcher ends them all if it fails). The work directory
+runs the engine; the others wait for its report, or stop with its error (`failed.json`). The work directory
 (default `<run dir>/data_checks_work`) stays, so a resumed run's gates skip every finished stage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -47,15 +49,55 @@ def _only(checks: ChecksConfig, names: tuple[str, ...], keep: bool) -> ChecksCon
     return dataclasses.replace(checks, run=chosen, fail_on=[g for g in checks.fail_on if g in chosen])
 
 
-def _wait_for(workdir: str, poll: float = 2.0) -> dict[str, Any]:
+FAILED = "failed.json"  # the main process's error, for the ranks that wait on it
+CLOCK_SLACK_S = 5.0  # ranks start within seconds of each other; clocks of nodes agree to about this
+
+
+def _process_start() -> float:
+    import psutil
+
+    return psutil.Process().create_time()
+
+
+def _fail_marker(workdir: str) -> Any:
     from datatrove.io import get_datafolder
 
+    return get_datafolder(workdir)
+
+
+def _wait_for(workdir: str, poll: float = 2.0) -> dict[str, Any]:
+    """The main process's report, or its error as a UserError: a `failed.json` written after this process
+    started (an older one is a previous attempt's, left for the main process to clear)."""
     from data_checks.distributed.engine import read_json
 
+    folder, started = _fail_marker(workdir), _process_start()
     log.info("data gates: waiting for the main process's %s/report.json", workdir)
-    while not get_datafolder(workdir).isfile("report.json"):
+    while True:
+        if folder.isfile(FAILED):
+            failed = read_json(workdir, FAILED)
+            if failed["time"] >= started - CLOCK_SLACK_S:
+                raise UserError(f"the main process's data gates failed: {failed['message']}")
+        if folder.isfile("report.json"):
+            return read_json(workdir, "report.json")
         time.sleep(poll)
-    return read_json(workdir, "report.json")
+
+
+def _run_main(workdir: str, run: Any) -> dict[str, Any]:
+    """`run()` in the main process; its error, whatever it is, is left in `failed.json` for the waiting ranks
+    before it is raised, so they stop with it instead of waiting for a report that will not come."""
+    folder = _fail_marker(workdir)
+    with contextlib.suppress(Exception):  # an unreachable work directory is run()'s to report
+        if folder.isfile(FAILED):
+            folder.rm(FAILED)
+    try:
+        return run()
+    except BaseException as exc:
+        try:
+            with folder.open(FAILED, "w") as f:
+                json.dump({"time": time.time(), "message": str(exc) or type(exc).__name__}, f)
+        except Exception:  # noqa: BLE001  (the error to raise is exc)
+            log.warning("data gates: could not leave the error in %s for the other ranks", workdir)
+        raise
 
 
 def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, run_dir: Path, verdicts: Any,
@@ -74,18 +116,22 @@ def engine_gates(checks: ChecksConfig, splits: Any, chat: Any, max_length: int, 
     report = run_gates(splits.train, splits.format, local, tokenizer=chat, max_length=max_length, encoded=verdicts)
     if distributed.run:
         if main_process:
-            try:
-                settings = [(f"checks.engine_slurm.{k}", k, v) for k, v in checks.engine_slurm.items()]
-                slurm = slurm_options(settings) if checks.engine == "slurm" else None
-                plan = make_plan(splits.train.path, splits.format, distributed, checks.engine_workers,
-                                 against=splits.eval.path)
-                log.info("data gates %s on %s: %d shards, %d at a time, files in %s", ", ".join(distributed.run),
-                         checks.engine, len(plan.shards), checks.engine_workers, workdir)
-                # spawned, not forked: this process runs torch's and the tokenizer's threads
-                found = run_distributed(plan, workdir, checks.engine, checks.engine_workers, slurm, say=log.info,
-                                        start_method="spawn")
-            except ValueError as exc:  # the engine's own errors (a stage's job failed, Ray unreachable, ...)
-                raise UserError(f"checks.engine={checks.engine}: {exc}") from None
+            def run() -> dict[str, Any]:
+                try:
+                    settings = [(f"checks.engine_slurm.{k}", k, v) for k, v in checks.engine_slurm.items()]
+                    slurm = slurm_options(settings) if checks.engine == "slurm" else None
+                    plan = make_plan(splits.train.path, splits.format, distributed, checks.engine_workers,
+                                     against=splits.eval.path)
+                    log.info("data gates %s on %s: %d shards, %d at a time, files in %s",
+                             ", ".join(distributed.run), checks.engine, len(plan.shards), checks.engine_workers,
+                             workdir)
+                    # spawned, not forked: this process runs torch's and the tokenizer's threads
+                    return run_distributed(plan, workdir, checks.engine, checks.engine_workers, slurm,
+                                           say=log.info, start_method="spawn")
+                except ValueError as exc:  # the engine's own errors (a stage's job failed, Ray unreachable, ...)
+                    raise UserError(f"checks.engine={checks.engine}: {exc}") from None
+
+            found = _run_main(workdir, run)
         else:
             found = _wait_for(workdir)
         report["checks"].update(found["checks"])
