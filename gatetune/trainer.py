@@ -21,6 +21,7 @@ from gatetune.errors import ConfigError
 from gatetune.modeling import torch_dtype
 from gatetune.objectives import ObjectiveSpec, objective_spec
 from gatetune.packing import BinPackMixin, packing_args, prepare_model, token_budget
+from gatetune.serving.server import free_port
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
@@ -39,14 +40,6 @@ def ensure_distributed_env() -> None:
         return
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(free_port()))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def own_port_for_a_world_of_one() -> None:

