@@ -43,14 +43,14 @@ def test_submitted_two_process_job_trains_and_exports(finished_job: tuple[Path, 
     run_dir, info, log = finished_job
     assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", info
     assert Path(log) == run_dir / f"slurm-{info['JobId']}.out"
-    text = Path(log).read_text()
+    text = Path(log).read_text(errors="replace")
     assert "2 processes, rendezvous localhost:" in text
     assert (run_dir / "train.sbatch").read_text().startswith("#!/bin/bash")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "stopped_early" and summary["metrics"]["steps"] == 50
     assert summary["export"]["kind"] == "adapter" and (run_dir / "adapter" / "adapter_config.json").is_file()
     # Two processes share each optimizer step: gloo, world size 2 (the trainer logs its batch layout).
-    assert "x 2 processes = 16" in (run_dir / "train.log").read_text()
+    assert "x 2 processes = 16" in (run_dir / "train.log").read_text(errors="replace")
 
 
 @needs_slurm
@@ -64,7 +64,7 @@ def test_usr1_checkpoints_requeues_and_resumes_to_the_same_weights(tmp_path: Pat
     info = ONE_NODE.wait_for_end(job)
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
 
-    log = (tmp_path / f"slurm-{job}.out").read_text()
+    log = (tmp_path / f"slurm-{job}.out").read_text(errors="replace")
     assert "SIGUSR1: asking training to checkpoint and stop" in log
     assert f"requeueing job {job}" in log and "start 1 of it" in log
     summary = json.loads((tmp_path / "summary.json").read_text())

@@ -42,7 +42,7 @@ def _finished(run_dir: Path, overrides: list[str]) -> tuple[Path, dict[str, str]
 
 
 def _log(run_dir: Path, job: str) -> str:
-    return (run_dir / f"slurm-{job}.out").read_text()
+    return (run_dir / f"slurm-{job}.out").read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_zero3_job_runs_one_launcher_per_node_and_exports_a_model_that_loads(zer
     assert "on gtnode[1-2]: 2 processes, rendezvous gtnode1:" in log
     assert "node 0 (gtnode1): launching 1 training process(es)" in log
     assert "node 1 (gtnode2): launching 1 training process(es)" in log
-    assert "x 2 processes = 16" in (run_dir / "train.log").read_text()
+    assert "x 2 processes = 16" in (run_dir / "train.log").read_text(errors="replace")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["export"]["kind"] == "full_model"
     trained = AutoModelForCausalLM.from_pretrained(run_dir / "model")  # gathered from both nodes' shards
