@@ -59,7 +59,8 @@ def _process_start() -> float:
     return psutil.Process().create_time()
 
 
-def _fail_marker(workdir: str) -> Any:
+def _workdir_folder(workdir: str) -> Any:
+    """The work directory as a DataFolder (a path or an fsspec URL)."""
     from datatrove.io import get_datafolder
 
     return get_datafolder(workdir)
@@ -70,7 +71,7 @@ def _wait_for(workdir: str, poll: float = 2.0) -> dict[str, Any]:
     started (an older one is a previous attempt's, left for the main process to clear)."""
     from data_checks.distributed.engine import read_json
 
-    folder, started = _fail_marker(workdir), _process_start()
+    folder, started = _workdir_folder(workdir), _process_start()
     log.info("data gates: waiting for the main process's %s/report.json", workdir)
     while True:
         if folder.isfile(FAILED):
@@ -85,7 +86,7 @@ def _wait_for(workdir: str, poll: float = 2.0) -> dict[str, Any]:
 def _run_main(workdir: str, run: Any) -> dict[str, Any]:
     """`run()` in the main process; its error, whatever it is, is left in `failed.json` for the waiting ranks
     before it is raised, so they stop with it instead of waiting for a report that will not come."""
-    folder = _fail_marker(workdir)
+    folder = _workdir_folder(workdir)
     with contextlib.suppress(Exception):  # an unreachable work directory is run()'s to report
         if folder.isfile(FAILED):
             folder.rm(FAILED)
