@@ -38,10 +38,19 @@ stop() {
     done
     pid=$(pid_of /run/slurmctld-two-nodes.pid || true)
     [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+    # Daemons whose pid files are gone, and anything else still inside a node's namespace (a job's processes):
+    # while one lives, deleting the namespace's name leaves the namespace and its veth behind, and the next
+    # start fails on "RTNETLINK answers: File exists".
+    pkill -f "slurm(ctl)?d -f $CONF" 2>/dev/null || true
+    for i in 1 2; do
+        ip netns pids "gtn$i" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    done
     sleep 0.5
     for i in 1 2; do
         ip netns del "gtn$i" 2>/dev/null || true
         rm -rf "/etc/netns/gtn$i"
+        # Deleting the host's end removes the pair, even when its peer sits in a namespace that outlived its name.
+        ip link del "gtveth$i" 2>/dev/null || true
     done
     ip link del "$BRIDGE" 2>/dev/null || true
 }
