@@ -2,9 +2,11 @@
 Dataset that is cached on disk by the hash of everything that decides its content.
 
 The rows are those of `gatetune.encode.tokenize_example` (the one way a record becomes tokens and a loss mask),
-plus a `length` column, so samplers read lengths without touching the token lists. Workers are forked and read
-the records from the parent's memory; each returns a chunk as an Arrow table, so the parent never holds a
-Python object per token. The cache key covers the records' content, the tokenizer (its full serialisation),
+plus a `length` column, so samplers read lengths without touching the token lists. Workers are forked; each is
+sent its chunk of records pickled (reading them from the parent's memory instead would copy, page by page,
+every record a worker touches: reading an object writes its reference count) and returns the chunk's rows as
+an Arrow table, so no process holds a Python object per token and a worker's memory does not grow with the
+corpus. The cache key covers the records' content, the tokenizer (its full serialisation),
 the chat template and its arguments, `max_length`, `train_on`, the format and `ENCODING_VERSION`: a second
 run of the same data and settings loads the Dataset memory-mapped and skips tokenising; any change is a new
 key. Entries are written under a staging name and renamed into place, so a half-written one is never read.
@@ -41,7 +43,7 @@ CHUNK = 1000  # records per task
 SINGLE_PROCESS_BELOW = 4000  # records: a pool costs more than it saves
 _STATS_KEYS = ("records", "examples", "truncated", "dropped_no_answer_tokens", "tokens", "answer_tokens",
                "template_rejected")
-_JOB: dict[str, Any] = {}  # what forked workers read: the records and the settings (set before the fork)
+_JOB: dict[str, Any] = {}  # what forked workers read: the settings (set before the fork; the records come by chunk)
 
 
 def cache_root() -> Path:
@@ -82,20 +84,21 @@ def default_processes(records: int) -> int:
     return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
-def _tokenize_chunk(span: tuple[int, int]) -> tuple[Any, Any, dict[str, Any], tuple[int, str] | None]:
-    """Rows and verdicts of records[start:end] as Arrow tables, their counts, and the first template error
-    (index, message) when strict."""
+def _tokenize_chunk(chunk: tuple[int, list[dict[str, Any]]]) -> tuple[Any, Any, dict[str, Any],
+                                                                     tuple[int, str] | None]:
+    """Rows and verdicts of a chunk (the index of its first record, its records) as Arrow tables, their counts,
+    and the first template error (index in the data, message) when strict."""
     import pyarrow as pa
 
-    records, fmt, chat, max_length, train_on, strict = (_JOB[k] for k in ("records", "fmt", "chat", "max_length",
-                                                                           "train_on", "strict"))
+    start, chunk_records = chunk
+    fmt, chat, max_length, train_on, strict = (_JOB[k] for k in ("fmt", "chat", "max_length", "train_on", "strict"))
     ids_column, mask_column, lengths = [], [], []
     problems, truncations, notes_column, judged = [], [], [], []
     stats: dict[str, Any] = dict.fromkeys(_STATS_KEYS, 0)
     notes_count: Counter = Counter()
-    for index in range(*span):
+    for index, record in enumerate(chunk_records, start):
         try:
-            encoded = encode_record(records[index], fmt, chat, max_length, train_on)
+            encoded = encode_record(record, fmt, chat, max_length, train_on)
         except UserError as exc:  # a template error on rows the gate renders its own way (train_on=all)
             if strict:
                 return None, None, stats, (index, str(exc))
@@ -165,8 +168,8 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
     from datasets.arrow_writer import ArrowWriter
     from tqdm.auto import tqdm
 
-    _JOB.update(records=data.records, fmt=fmt, chat=chat, max_length=max_length, train_on=train_on, strict=strict)
-    spans = [(start, min(start + CHUNK, len(data))) for start in range(0, len(data), CHUNK)]
+    _JOB.update(fmt=fmt, chat=chat, max_length=max_length, train_on=train_on, strict=strict)
+    chunks = ((start, data.records[start:start + CHUNK]) for start in range(0, len(data), CHUNK))
     totals, notes = dict.fromkeys(_STATS_KEYS, 0), Counter()
     bar = tqdm(total=len(data), desc=f"tokenising {name}" + (f" ({processes} processes)" if processes > 1 else ""),
                unit=" records", leave=False)
@@ -177,9 +180,9 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
         if processes > 1:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers are the parallelism
             pool = multiprocessing.get_context("fork").Pool(processes)
-            results = pool.imap(_tokenize_chunk, spans)
+            results = pool.imap(_tokenize_chunk, chunks)  # pickled as the pipe to the workers takes them
         else:
-            results = map(_tokenize_chunk, spans)
+            results = map(_tokenize_chunk, chunks)
         for table, verdicts, stats, error in results:
             if error is not None:
                 index, message = error

@@ -7,8 +7,10 @@ loop into lists of lists.
 Records are synthetic chats (seeded): a system prompt on a third of them, one to three user/assistant
 exchanges, answers of log-normal length (median about 60 words). They are rendered with the tiny model's chat
 template and tokenised with its tokenizer, answer masks included, exactly as a run does. Each measurement runs
-in a fresh child process (one at a time), after the records are built, and reports records/s and the growth
-of the resident set over the process's size before tokenising (peak, sampled every 5 ms):
+in a fresh child process (one at a time), after the records are built, and reports records/s and the peak
+memory of its whole process tree above its size before tokenising: the child's resident set plus the pages
+each of its worker processes holds alone (USS: what a forked worker allocated or copied from the parent),
+sampled every 20 ms:
 
 - `previous`: the path the project had before (tokenize_example per record, rows kept as Python lists, every
   rendering through `apply_chat_template` and every piece through `tokenizer(...)`: `PreviousTemplate`);
@@ -25,6 +27,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,9 +69,41 @@ def previous_template(tokenizer):
     return PreviousTemplate(tokenizer, {})
 
 
-def measure(mode: str, records: int, processes: int) -> dict:
-    from bench_throughput import PeakRss
+class TreeMemory:
+    """Peak of this process's resident set plus its child processes' unique set sizes, sampled in a thread."""
 
+    def __init__(self, every: float = 0.02) -> None:
+        import psutil
+
+        self.process, self.every = psutil.Process(), every
+        self.start = self.peak = self._now()
+        self.running = True
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _now(self) -> int:
+        import psutil
+
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_full_info().uss
+            except psutil.Error:  # the child ended between the listing and the reading
+                pass
+        return total
+
+    def _poll(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self._now())
+            time.sleep(self.every)
+
+    def stop(self) -> float:
+        self.running = False
+        self.thread.join()
+        return (self.peak - self.start) / 2**20
+
+
+def measure(mode: str, records: int, processes: int) -> dict:
     from data_checks import LoadedData
     from data_checks.chat_template import ChatTemplate
     from gatetune.data import to_example, tokenize_example
@@ -80,7 +115,7 @@ def measure(mode: str, records: int, processes: int) -> dict:
     if mode == "cached":
         os.environ["GATETUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-tokenize-")
         tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=True, processes=processes)
-    rss = PeakRss()
+    memory = TreeMemory()
     started = time.perf_counter()
     if mode == "previous":
         rows = []
@@ -96,7 +131,7 @@ def measure(mode: str, records: int, processes: int) -> dict:
         examples = len(rows)
     seconds = time.perf_counter() - started
     return {"mode": mode, "records": records, "examples": examples, "seconds": seconds,
-            "records_per_second": records / seconds, "rss_growth_mb": rss.stop()}
+            "records_per_second": records / seconds, "memory_growth_mb": memory.stop()}
 
 
 def main() -> int:
@@ -125,10 +160,10 @@ def main() -> int:
     base = results["previous"]["records_per_second"]
     print(f"synthetic chats, tiny tokenizer, max_length 1024; {args.processes} processes; {os.cpu_count()} cores")
     print(f"{'path':10s} {'records':>9s} {'examples':>9s} {'seconds':>8s} {'records/s':>10s} {'vs previous':>11s} "
-          f"{'RSS growth MB':>13s}")
+          f"{'memory growth MB':>16s}")
     for mode, r in results.items():
         print(f"{mode:10s} {r['records']:9d} {r['examples']:9d} {r['seconds']:8.1f} {r['records_per_second']:10.0f} "
-              f"{r['records_per_second'] / base:10.2f}x {r['rss_growth_mb']:13.0f}")
+              f"{r['records_per_second'] / base:10.2f}x {r['memory_growth_mb']:16.0f}")
     return 0
 
 
