@@ -19,13 +19,16 @@ How answers are located (docs/ARCHITECTURE.md, "Answer masks"):
   last user turn, ends earlier turns differently) gives one example per such turn.
 - Prompt and answer are tokenised apart: the prompt ids are the ids the server feeds the model,
   so a token can never straddle the prompt/answer boundary (a joint tokenisation can merge an
-  answer's leading whitespace or letters into the prompt's last token).
+  answer's leading whitespace or letters into the prompt's last token). A later turn's prompt is
+  the server's whole tokenisation of it, found without re-tokenising the history
+  (data_checks/turn_tokens.py).
 
 Speed (`scripts/bench_tokenize.py`): a conversation of plain strings is rendered by the template transformers
 compiles, with the inputs `apply_chat_template` gives it (None fields dropped, reasoning aliased, the special
 tokens), skipping its per-call normalisation; the first renderings of each ChatTemplate are compared with
 `apply_chat_template` and any difference switches the shortcut off. The pieces of one conversation are tokenised
-by a fast tokenizer's Rust backend directly, which is what `tokenizer(text, add_special_tokens=False)` calls.
+by a fast tokenizer's Rust backend directly, which is what `tokenizer(text, add_special_tokens=False)` calls, and a
+later turn's prompt costs the tokenizer its new text and the previous answer, not the whole history.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from data_checks.reasoning import REINSERT, THINK_CLOSE, THINK_OPEN, reasoning_styles, split_reasoning, with_reasoning
+from data_checks.turn_tokens import TurnTokens
 
 SENTINEL = "ANSWERSENTINEL"
 _GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
@@ -86,6 +90,7 @@ class ChatTemplate:
         self._special: list[str] | None = None
         self._compiled: tuple[str, Any, Any, dict[str, Any]] | None = None  # (template, compiled, alias, inputs)
         self._shortcut_checks = CHECKED_RENDERINGS  # < 0: the shortcut is off
+        self._tokens = TurnTokens(tokenizer)
 
     # -- rendering -------------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
@@ -295,38 +300,14 @@ class ChatTemplate:
         return examples
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        """`tokenizer(text, add_special_tokens=False)["input_ids"]` for each text: a fast tokenizer's Rust backend
-        directly (what that call runs, when nothing is set to truncate, pad or split special tokens; without
-        offsets, which nothing here reads), else the tokenizer in one call."""
-        tok = self.tokenizer
-        backend = getattr(tok, "backend_tokenizer", None)
-        if backend is None or getattr(tok, "split_special_tokens", True) or backend.encode_special_tokens \
-                or backend.truncation is not None or backend.padding is not None:
-            return tok(texts, add_special_tokens=False)["input_ids"]
-        fast = getattr(backend, "encode_batch_fast", None)  # tokenizers >= 0.20: the same ids, no offsets
-        if fast is not None:
-            return [e.ids for e in fast(texts, add_special_tokens=False)]
-        return [backend.encode(text, add_special_tokens=False).ids for text in texts]
+        """`tokenizer(text, add_special_tokens=False)["input_ids"]` for each text (`TurnTokens.ids`)."""
+        return self._tokens.ids(texts)
 
     def _tokenize_chain(self, chain: list[_Turn]) -> EncodedExample | None:
-        """Prompt and answer pieces tokenised apart; None when a later turn's prompt, tokenised whole as the
-        server does, differs from the pieces that precede it."""
-        texts: list[str] = []
-        done = ""
-        for k, turn in enumerate(chain):
-            texts += [turn.prompt[len(done):], turn.answer] + ([turn.prompt] if k else [])
-            done = turn.prompt + turn.answer
-        pieces = iter(self.token_ids(texts))
-        ids: list[int] = []
-        mask: list[int] = []
-        for k in range(len(chain)):
-            prompt_ids, answer_ids = next(pieces), next(pieces)
-            ids += prompt_ids
-            if k and next(pieces) != ids:
-                return None
-            ids += answer_ids
-            mask += [0] * len(prompt_ids) + [1] * len(answer_ids)
-        return EncodedExample(ids, mask)
+        """Each prompt as the server tokenises it and each answer apart (`TurnTokens.chain`); None when a later
+        turn's prompt, tokenised whole, does not begin with the tokens of the turns before it."""
+        encoded = self._tokens.chain([(turn.prompt, turn.answer) for turn in chain])
+        return None if encoded is None else EncodedExample(*encoded)
 
     # -- templates with {% generation %} markers ---------------------------------------------------------
     def _encode_with_markers(self, messages: list[dict[str, Any]]) -> Encoding:

@@ -38,7 +38,7 @@ from gatetune.encode import EncodedRecord, encode_record
 from gatetune.errors import UserError
 
 log = logging.getLogger(__name__)
-ENCODING_VERSION = 2  # bump when encode_record gives other rows or verdicts for the same inputs
+ENCODING_VERSION = 3  # bump when encode_record gives other rows or verdicts for the same inputs
 CHUNK = 1000  # records per task
 SINGLE_PROCESS_BELOW = 4000  # records: a pool costs more than it saves
 _STATS_KEYS = ("records", "examples", "truncated", "dropped_no_answer_tokens", "tokens", "answer_tokens",
