@@ -91,6 +91,7 @@ class ChatTemplate:
         self._compiled: tuple[str, Any, Any, dict[str, Any]] | None = None  # (template, compiled, alias, inputs)
         self._shortcut_checks = CHECKED_RENDERINGS  # < 0: the shortcut is off
         self._tokens = TurnTokens(tokenizer)
+        self._memo: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] | None = None  # see _prepared
 
     # -- rendering -------------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
@@ -124,7 +125,7 @@ class ChatTemplate:
     def _render_compiled(self, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str | None:
         """`apply_chat_template(messages, tokenize=False, ...)` without its per-call overhead, for messages of plain
         strings and numbers; None where the shortcut does not apply (other values, another transformers)."""
-        if self._shortcut_checks < 0 or not all(type(v) in _PLAIN for m in messages for v in m.values()):
+        if self._shortcut_checks < 0:
             return None
         if self._compiled is None or self._compiled[0] != self.template:
             try:
@@ -136,12 +137,31 @@ class ChatTemplate:
             except ImportError:
                 self._shortcut_checks = -1
                 return None
-            inputs = _plain_template_data({**self.tokenizer.special_tokens_map, **self.kwargs})
-            self._compiled = (self.template, _compile_jinja_template(self.template), _alias_reasoning_fields, inputs)
+            compiled = _compile_jinja_template(self.template)
+            # What `compiled.render(**inputs, ...)` puts in its context (the template's globals under its
+            # arguments), merged once instead of at every call.
+            inputs = {**compiled.globals, **_plain_template_data({**self.tokenizer.special_tokens_map, **self.kwargs})}
+            self._compiled = (self.template, compiled, _alias_reasoning_fields, inputs)
         _, compiled, alias, inputs = self._compiled
-        chat = alias([{k: v for k, v in m.items() if v is not None} for m in messages])
-        return compiled.render(messages=chat, tools=None, documents=None, add_generation_prompt=add_generation_prompt,
-                               **inputs)
+        chat = [self._prepared(m, alias) for m in messages]
+        if None in chat:
+            return None
+        context = compiled.new_context({**inputs, "messages": chat, "tools": None, "documents": None,
+                                        "add_generation_prompt": add_generation_prompt}, shared=True)
+        return compiled.environment.concat(compiled.root_render_func(context))
+
+    def _prepared(self, message: dict[str, Any], alias: Any) -> dict[str, Any] | None:
+        """A message as apply_chat_template hands it to the template (None fields dropped, reasoning aliased), or
+        None when it holds other than plain values. Inside `encode`, kept per message object for the renderings
+        of its conversation, which repeat the history (the entry holds the message, so its id is not reused)."""
+        memo = self._memo
+        entry = memo.get(id(message)) if memo is not None else None
+        if entry is None or entry[0] is not message:
+            plain = all(type(v) in _PLAIN for v in message.values())
+            entry = (message, alias([{k: v for k, v in message.items() if v is not None}])[0] if plain else None)
+            if memo is not None:
+                memo[id(message)] = entry
+        return entry[1]
 
     def encode(self, messages: list[dict[str, Any]]) -> Encoding:
         """The training examples of one conversation ending on an assistant turn (see the module docstring)."""
@@ -150,8 +170,12 @@ class ChatTemplate:
         style = self.reasoning_style()
         rendered = [with_reasoning(m, style) for m in messages]
         notes: set[str] = set()
-        turns = [(i, self._turn(rendered, messages, i, notes)) for i, m in enumerate(messages)
-                 if m["role"] == "assistant"]
+        self._memo = {}
+        try:
+            turns = [(i, self._turn(rendered, messages, i, notes)) for i, m in enumerate(messages)
+                     if m["role"] == "assistant"]
+        finally:
+            self._memo = None
         if not turns:
             raise TemplateError("the conversation has no assistant turn")
         return Encoding(self._examples([t for _, t in turns], notes), notes)
