@@ -5,8 +5,10 @@ error before anything loads."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,7 +56,8 @@ def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_f
                                    stderr=subprocess.STDOUT,
                                    # The tiny model has 512 positions; the rubric and a golden answer need more (a
                                    # random judge's answers past them are noise either way).
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"})
+                                   env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"},
+                                   start_new_session=True)  # its own group: vLLM's engine processes go with it
     url = f"http://127.0.0.1:{port}"
     try:
         # As long as gatetune's own VllmServer waits: vLLM's CPU start took over 2 minutes on CI's shared cores.
@@ -72,11 +75,18 @@ def tiny_server(request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_f
                 time.sleep(0.5)
         yield {"base_url": f"{url}/v1", "model": str(tiny_model_dir)}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        # The whole group: terminating the API server alone left vLLM's engine core and worker running (5 GB).
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=30)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of the group outlived its leader
 
 
 def _oasst_pairs(n: int) -> list[dict[str, Any]]:
