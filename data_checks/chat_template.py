@@ -93,6 +93,10 @@ class ChatTemplate:
         self._tokens = TurnTokens(tokenizer)
         self._memo: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] | None = None  # see _prepared
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (for spawned tokenising workers): the compiled template is compiled again where it is used."""
+        return {**self.__dict__, "_compiled": None, "_memo": None}
+
     # -- rendering -------------------------------------------------------------------------------------
     def render(self, messages: list[dict[str, Any]], add_generation_prompt: bool = False) -> str:
         """The template's text for `messages`; a template's own error is a TemplateError with its message."""

@@ -2,11 +2,12 @@
 Dataset that is cached on disk by the hash of everything that decides its content.
 
 The rows are those of `gatetune.encode.tokenize_example` (the one way a record becomes tokens and a loss mask),
-plus a `length` column, so samplers read lengths without touching the token lists. Workers are forked; each is
-sent its chunk of records pickled (reading them from the parent's memory instead would copy, page by page,
-every record a worker touches: reading an object writes its reference count) and returns the chunk's rows as
-an Arrow table, so no process holds a Python object per token and a worker's memory does not grow with the
-corpus. The cache key covers the records' content, the tokenizer (its full serialisation),
+plus a `length` column, so samplers read lengths without touching the token lists. Workers are spawned, not
+forked: a forked worker inherits the parent's heap with every record in it, and the tokenizer ran at about half
+speed in a process holding 200,000 records (scripts/bench_tokenize.py; docs/benchmarks.md); nor is forking safe
+once CUDA or threads have started. Each worker gets the settings once and its chunks of records pickled, and
+returns a chunk's rows as an Arrow table, so no process holds a Python object per token and a worker's memory
+does not grow with the corpus. The cache key covers the records' content, the tokenizer (its full serialisation),
 the chat template and its arguments, `max_length`, `train_on`, the format and `ENCODING_VERSION`: a second
 run of the same data and settings loads the Dataset memory-mapped and skips tokenising; any change is a new
 key. Entries are written under a staging name and renamed into place, so a half-written one is never read.
@@ -20,14 +21,17 @@ when no template gate judges the data) or is left out of the rows with its verdi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +44,11 @@ from gatetune.errors import UserError
 log = logging.getLogger(__name__)
 ENCODING_VERSION = 3  # bump when encode_record gives other rows or verdicts for the same inputs
 CHUNK = 1000  # records per task
-SINGLE_PROCESS_BELOW = 4000  # records: a pool costs more than it saves
+START_METHOD = "spawn"  # scripts/bench_tokenize.py measures "fork" against it
+SINGLE_PROCESS_BELOW = 10000  # records: starting a pool (about 2 s: each worker imports and unpickles) costs more
 _STATS_KEYS = ("records", "examples", "truncated", "dropped_no_answer_tokens", "tokens", "answer_tokens",
                "template_rejected")
-_JOB: dict[str, Any] = {}  # what forked workers read: the settings (set before the fork; the records come by chunk)
+_JOB: dict[str, Any] = {}  # a worker's settings (`_start_worker`); the records come a chunk at a time
 
 
 def cache_root() -> Path:
@@ -82,6 +87,29 @@ def default_processes(records: int) -> int:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """While workers are spawned: without a path or name for `__main__`, they do not import it. They would, to find
+    functions defined there (ours live here), and a script that calls this without an `if __name__ == "__main__":`
+    guard would start again in each worker, which then dies, and the pool would restart it forever."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+            if "__spec__" not in saved:
+                main.__dict__.pop("__spec__", None)
+
+
+def _start_worker(settings: dict[str, Any]) -> None:
+    _JOB.update(settings)
 
 
 def _tokenize_chunk(chunk: tuple[int, list[dict[str, Any]]]) -> tuple[Any, Any, dict[str, Any],
@@ -168,7 +196,7 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
     from datasets.arrow_writer import ArrowWriter
     from tqdm.auto import tqdm
 
-    _JOB.update(fmt=fmt, chat=chat, max_length=max_length, train_on=train_on, strict=strict)
+    settings = {"fmt": fmt, "chat": chat, "max_length": max_length, "train_on": train_on, "strict": strict}
     chunks = ((start, data.records[start:start + CHUNK]) for start in range(0, len(data), CHUNK))
     totals, notes = dict.fromkeys(_STATS_KEYS, 0), Counter()
     bar = tqdm(total=len(data), desc=f"tokenising {name}" + (f" ({processes} processes)" if processes > 1 else ""),
@@ -179,9 +207,11 @@ def _tokenize(data: LoadedData, fmt: str, chat: ChatTemplate, max_length: int, t
     try:
         if processes > 1:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers are the parallelism
-            pool = multiprocessing.get_context("fork").Pool(processes)
+            with _main_script_hidden():
+                pool = multiprocessing.get_context(START_METHOD).Pool(processes, _start_worker, (settings,))
             results = pool.imap(_tokenize_chunk, chunks)  # pickled as the pipe to the workers takes them
         else:
+            _start_worker(settings)
             results = map(_tokenize_chunk, chunks)
         for table, verdicts, stats, error in results:
             if error is not None:

@@ -14,7 +14,9 @@ sampled every 20 ms:
 
 - `previous`: the path the project had before (tokenize_example per record, rows kept as Python lists, every
   rendering through `apply_chat_template` and every piece through `tokenizer(...)`: `PreviousTemplate`);
-- `arrow`: tokenized_split without the cache, over `--processes` forked workers, rows streamed to an Arrow file;
+- `arrow`: tokenized_split without the cache, over `--processes` spawned workers, rows streamed to an Arrow file;
+- `arrow-fork`: the same with forked workers (`gatetune.tokenized.START_METHOD = "fork"`), which inherit the
+  parent's heap, records and all;
 - `cached`: the same call a second time with the cache on (the first call fills it, untimed).
 """
 
@@ -56,8 +58,8 @@ def synthetic_chats(n: int, seed: int = 0) -> list[dict]:
 
 def previous_template(tokenizer):
     """ChatTemplate as it was before its shortcuts: apply_chat_template for every rendering, one tokenizer call per
-    piece."""
-    from data_checks.chat_template import ChatTemplate
+    piece, and every later prompt tokenised whole and compared with the pieces before it."""
+    from data_checks.chat_template import ChatTemplate, EncodedExample
 
     class PreviousTemplate(ChatTemplate):
         def _render_compiled(self, messages, add_generation_prompt):
@@ -65,6 +67,22 @@ def previous_template(tokenizer):
 
         def token_ids(self, texts):
             return [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+
+        def _tokenize_chain(self, chain):
+            texts, done = [], ""
+            for k, turn in enumerate(chain):
+                texts += [turn.prompt[len(done):], turn.answer] + ([turn.prompt] if k else [])
+                done = turn.prompt + turn.answer
+            pieces = iter(self.token_ids(texts))
+            ids, mask = [], []
+            for k in range(len(chain)):
+                prompt_ids, answer_ids = next(pieces), next(pieces)
+                ids += prompt_ids
+                if k and next(pieces) != ids:
+                    return None
+                ids += answer_ids
+                mask += [0] * len(prompt_ids) + [1] * len(answer_ids)
+            return EncodedExample(ids, mask)
 
     return PreviousTemplate(tokenizer, {})
 
@@ -106,10 +124,13 @@ class TreeMemory:
 def measure(mode: str, records: int, processes: int) -> dict:
     from data_checks import LoadedData
     from data_checks.chat_template import ChatTemplate
+    from gatetune import tokenized
     from gatetune.data import to_example, tokenize_example
     from gatetune.tiny_model import build_tokenizer
     from gatetune.tokenized import tokenized_split
 
+    if mode == "arrow-fork":
+        tokenized.START_METHOD = "fork"
     chat = previous_template(build_tokenizer()) if mode == "previous" else ChatTemplate(build_tokenizer(), {})
     data = LoadedData("synthetic.jsonl", synthetic_chats(records), list(range(1, records + 1)), "jsonl")
     if mode == "cached":
@@ -156,14 +177,15 @@ def main() -> int:
         if line is None:
             print(done.stdout[-2000:], done.stderr[-4000:], file=sys.stderr)
             return 1
-        results[mode] = json.loads(line[len("RESULT "):])
-    base = results["previous"]["records_per_second"]
-    print(f"synthetic chats, tiny tokenizer, max_length 1024; {args.processes} processes; {os.cpu_count()} cores")
-    print(f"{'path':10s} {'records':>9s} {'examples':>9s} {'seconds':>8s} {'records/s':>10s} {'vs previous':>11s} "
-          f"{'memory growth MB':>16s}")
-    for mode, r in results.items():
+        r = results[mode] = json.loads(line[len("RESULT "):])
+        if len(results) == 1:
+            print(f"synthetic chats, tiny tokenizer, max_length 1024; {args.processes} processes; "
+                  f"{os.cpu_count()} cores")
+            print(f"{'path':10s} {'records':>9s} {'examples':>9s} {'seconds':>8s} {'records/s':>10s} "
+                  f"{'vs previous':>11s} {'memory growth MB':>16s}")
+        ratio = r["records_per_second"] / results["previous"]["records_per_second"]
         print(f"{mode:10s} {r['records']:9d} {r['examples']:9d} {r['seconds']:8.1f} {r['records_per_second']:10.0f} "
-              f"{r['records_per_second'] / base:10.2f}x {r['memory_growth_mb']:16.0f}")
+              f"{ratio:10.2f}x {r['memory_growth_mb']:16.0f}", flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,40 @@ def test_a_template_error_in_a_worker_names_the_record_line(tokenizer, cache, mo
     with pytest.raises(DataError, match=r"^chats\.jsonl:44: .*no assistant turn"):
         tokenized.tokenized_split(data, "chat", ChatTemplate(tokenizer, {}), 64, "answers", "train", processes=2)
     assert not cache.exists() or not any(cache.iterdir())  # no entry, and the staging one is removed
+
+
+def test_workers_start_from_a_script_without_a_main_guard(tmp_path: Path, tiny_model_dir: Path):
+    """Spawned workers would import the caller's script, which here starts tokenising again at import: they must not
+    (the pool would restart its dying workers forever)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"""
+import json
+from transformers import AutoTokenizer
+from data_checks import LoadedData
+from data_checks.chat_template import ChatTemplate
+from gatetune.tokenized import tokenized_split
+from tests.conftest import chat
+
+records = [chat(f"Question {{i}}?", f"Answer {{i}}.") for i in range(30)]
+template = ChatTemplate(AutoTokenizer.from_pretrained({str(tiny_model_dir)!r}), {{}})
+rows, stats, _ = tokenized_split(LoadedData("q.jsonl", records, list(range(1, 31))), "chat", template, 64, "answers",
+                                 "train", cache=False, processes=2)
+print("ROWS", len(rows), stats["records"], json.dumps(rows[7]["input_ids"]))
+""")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("ROWS "))
+    from transformers import AutoTokenizer
+
+    from gatetune.tokenized import tokenized_split
+
+    template = ChatTemplate(AutoTokenizer.from_pretrained(tiny_model_dir), {})
+    records = [chat(f"Question {i}?", f"Answer {i}.") for i in range(30)]
+    want, _, _ = tokenized_split(LoadedData("q.jsonl", records, list(range(1, 31))), "chat", template, 64, "answers",
+                                 "train", cache=False, processes=1)
+    assert line == f"ROWS 30 30 {json.dumps(want[7]['input_ids'])}"
