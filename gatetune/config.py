@@ -120,7 +120,7 @@ class DataConfig:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     # SFT rows are cached in $GATETUNE_CACHE/tokenized/ by the hash of the data, tokenizer, template and settings
     cache_tokenized: bool = True
-    tokenize_processes: Optional[int] = None  # null: one per core (at most 8; one below 4,000 records)
+    tokenize_processes: Optional[int] = None  # null: one per core (at most 8; one below 10,000 records)
 
 
 @dataclass
