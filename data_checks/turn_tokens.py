@@ -29,6 +29,9 @@ import logging
 from typing import Any
 
 CHECKED_WINDOWS = 16  # later prompts per TurnTokens tokenised whole as well, and compared, before the shortcut alone
+# Above this many added tokens (Llama 3 reserves 256) finding the cut points costs more than the shortcut saves:
+# 1,018 multi-turn records/s with it against 1,351 without, on the tiny tokenizer plus 256 special tokens.
+MAX_ADDED_TOKENS = 64
 log = logging.getLogger(__name__)
 
 
@@ -106,6 +109,8 @@ class TurnTokens:
         if self.window_checks < 0 or self._backend() is None:
             return None
         cuts = self._cut_tokens()
+        if self.window_checks < 0:  # switched off by _cut_tokens
+            return None
         stop = next((t for t in cuts if previous_answer.endswith(t)), None)
         start = max((previous_prompt.rfind(token) for token in cuts), default=-1)
         if stop is None or start < 0 or not self._cut_at(previous_prompt, start) \
@@ -135,6 +140,8 @@ class TurnTokens:
                     if t.content and not getattr(t, "normalized", True) and not getattr(t, "single_word", True)}
             self._cuts = dict(sorted(cuts.items(), key=lambda kv: len(kv[0]), reverse=True))
             self._cut_ids = set(self._cuts.values())
+            if len(self._added) > MAX_ADDED_TOKENS:
+                self.window_checks = -1
         return self._cuts
 
     def _cut_at(self, text: str, at: int) -> bool:

@@ -143,3 +143,17 @@ def test_only_added_tokens_the_tokenizer_always_cuts_at_are_cut_points():
     tokens._cut_tokens()
     text = "a<|im_start|>b"
     assert tokens._cut_at(text, 1) and not tokens._cut_at(text, 2) and not tokens._cut_at(text, 0)
+
+
+def test_the_shortcut_is_off_for_a_tokenizer_with_many_added_tokens(tiny_model_dir: Path):
+    """Finding cut points among hundreds of added tokens (Llama 3 reserves 256) costs more than it saves."""
+    from transformers import AutoTokenizer
+
+    from data_checks.turn_tokens import MAX_ADDED_TOKENS
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    want = [(e.input_ids, e.mask) for e in ChatTemplate(tok, {}).encode(CONVERSATIONS[0]).examples]
+    tok.add_special_tokens({"additional_special_tokens": [f"<|reserved_{i}|>" for i in range(MAX_ADDED_TOKENS + 1)]})
+    chat = ChatTemplate(tok, {})
+    assert [(e.input_ids, e.mask) for e in chat.encode(CONVERSATIONS[0]).examples] == want
+    assert chat._tokens.window_checks < 0
