@@ -29,7 +29,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -87,41 +86,9 @@ def previous_template(tokenizer):
     return PreviousTemplate(tokenizer, {})
 
 
-class TreeMemory:
-    """Peak of this process's resident set plus its child processes' unique set sizes, sampled in a thread."""
-
-    def __init__(self, every: float = 0.02) -> None:
-        import psutil
-
-        self.process, self.every = psutil.Process(), every
-        self.start = self.peak = self._now()
-        self.running = True
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-        self.thread.start()
-
-    def _now(self) -> int:
-        import psutil
-
-        total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
-            try:
-                total += child.memory_full_info().uss
-            except psutil.Error:  # the child ended between the listing and the reading
-                pass
-        return total
-
-    def _poll(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, self._now())
-            time.sleep(self.every)
-
-    def stop(self) -> float:
-        self.running = False
-        self.thread.join()
-        return (self.peak - self.start) / 2**20
-
-
 def measure(mode: str, records: int, processes: int) -> dict:
+    from bench_throughput import PeakRss
+
     from data_checks import LoadedData
     from data_checks.chat_template import ChatTemplate
     from gatetune import tokenized
@@ -136,7 +103,7 @@ def measure(mode: str, records: int, processes: int) -> dict:
     if mode == "cached":
         os.environ["GATETUNE_CACHE"] = tempfile.mkdtemp(prefix="bench-tokenize-")
         tokenized_split(data, "chat", chat, 1024, "answers", "train", cache=True, processes=processes)
-    memory = TreeMemory()
+    memory = PeakRss(children=True, every=0.02)
     started = time.perf_counter()
     if mode == "previous":
         rows = []
