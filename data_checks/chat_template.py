@@ -79,7 +79,6 @@ class ChatTemplate:
     """A tokenizer's chat template with the keyword arguments every rendering gets (`enable_thinking`, ...)."""
 
     def __init__(self, tokenizer: Any, template_kwargs: dict[str, Any] | None = None) -> None:
-        self.tokenizer = tokenizer
         self.kwargs = dict(template_kwargs or {})
         template = getattr(tokenizer, "chat_template", None)
         if isinstance(template, dict):
@@ -87,11 +86,22 @@ class ChatTemplate:
         self.template = template or ""
         self.has_generation_markers = bool(_GENERATION_MARKER.search(self.template))
         self._reasoning_style: str | None = None
+        self._shortcut_checks = CHECKED_RENDERINGS  # < 0: the shortcut is off
+        self._memo: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] | None = None  # see _prepared
+        self.tokenizer = tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, tokenizer: Any) -> None:
+        """Another tokenizer drops what was derived from the previous one (its special tokens, cut points, the
+        compiled template's inputs)."""
+        self._tokenizer = tokenizer
         self._special: list[str] | None = None
         self._compiled: tuple[str, Any, Any, dict[str, Any]] | None = None  # (template, compiled, alias, inputs)
-        self._shortcut_checks = CHECKED_RENDERINGS  # < 0: the shortcut is off
         self._tokens = TurnTokens(tokenizer)
-        self._memo: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] | None = None  # see _prepared
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (for spawned tokenising workers): the compiled template is compiled again where it is used."""

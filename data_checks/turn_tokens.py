@@ -40,10 +40,16 @@ class TurnTokens:
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
-        self.window_checks = CHECKED_WINDOWS  # < 0: the shortcut is off
-        self._cuts: dict[str, int] | None = None  # added tokens the tokenizer always cuts at -> their ids
-        self._added: list[str] = []  # every added token's text, longest first
-        self._cut_ids: set[int] = set()
+        decoder = getattr(tokenizer, "added_tokens_decoder", {})
+        self._added = sorted({t.content for t in decoder.values() if t.content}, key=len, reverse=True)
+        # Added tokens a fast tokenizer cuts its input at whatever surrounds them (not normalized, not
+        # single-word), longest first, with their ids.
+        cuts = {t.content: i for i, t in decoder.items()
+                if t.content and not getattr(t, "normalized", True) and not getattr(t, "single_word", True)}
+        self._cuts = dict(sorted(cuts.items(), key=lambda kv: len(kv[0]), reverse=True))
+        self._cut_ids = set(self._cuts.values())
+        # < 0: the shortcut is off
+        self.window_checks = CHECKED_WINDOWS if len(self._added) <= MAX_ADDED_TOKENS else -1
 
     def _backend(self) -> Any | None:
         """The fast tokenizer's Rust backend when `tokenizer(text, add_special_tokens=False)` is exactly its
@@ -84,7 +90,12 @@ class TurnTokens:
         for (prompt, _), (at, windowed, compared) in zip(turns, plans, strict=True):
             tail = self._window_tail(pieces[at:at + 3], ids, previous_answer) if windowed else None
             if tail is None or compared:
-                whole = pieces[at + 3] if compared else pieces[at] if not windowed else self.ids([prompt])[0]
+                if compared:
+                    whole = pieces[at + 3]
+                elif windowed:  # the window did not prove it: tokenised whole after all
+                    whole = self.ids([prompt])[0]
+                else:
+                    whole = pieces[at]
                 whole_tail = whole[len(ids):] if whole[:len(ids)] == ids else None
                 if compared:
                     self._compare(tail, whole_tail)
@@ -108,11 +119,8 @@ class TurnTokens:
         off or the texts lack its shape."""
         if self.window_checks < 0 or self._backend() is None:
             return None
-        cuts = self._cut_tokens()
-        if self.window_checks < 0:  # switched off by _cut_tokens
-            return None
-        stop = next((t for t in cuts if previous_answer.endswith(t)), None)
-        start = max((previous_prompt.rfind(token) for token in cuts), default=-1)
+        stop = next((t for t in self._cuts if previous_answer.endswith(t)), None)
+        start = max((previous_prompt.rfind(token) for token in self._cuts), default=-1)
         if stop is None or start < 0 or not self._cut_at(previous_prompt, start) \
                 or not self._cut_at(previous_answer, len(previous_answer) - len(stop)):
             return None
@@ -129,20 +137,6 @@ class TurnTokens:
                 or ids[end - len(header):end] != header:
             return None
         return stop_and_new[1:]
-
-    def _cut_tokens(self) -> dict[str, int]:
-        """Added tokens a fast tokenizer cuts its input at whatever surrounds them (not normalized, not
-        single-word), longest first, with their ids."""
-        if self._cuts is None:
-            decoder = getattr(self.tokenizer, "added_tokens_decoder", {})
-            self._added = sorted({t.content for t in decoder.values() if t.content}, key=len, reverse=True)
-            cuts = {t.content: i for i, t in decoder.items()
-                    if t.content and not getattr(t, "normalized", True) and not getattr(t, "single_word", True)}
-            self._cuts = dict(sorted(cuts.items(), key=lambda kv: len(kv[0]), reverse=True))
-            self._cut_ids = set(self._cuts.values())
-            if len(self._added) > MAX_ADDED_TOKENS:
-                self.window_checks = -1
-        return self._cuts
 
     def _cut_at(self, text: str, at: int) -> bool:
         """Whether the tokenizer cuts `text` at `at`: no added token found there overlaps it from the left, and the

@@ -136,11 +136,9 @@ def test_only_added_tokens_the_tokenizer_always_cuts_at_are_cut_points():
 
     tok = tokenizer("qwen2_5")
     tok.add_tokens([AddedToken("<norm>", normalized=True), AddedToken("<word>", single_word=True, normalized=False)])
-    cuts = TurnTokens(tok)._cut_tokens()
-    assert "<|im_end|>" in cuts and "<|im_start|>" in cuts
-    assert "<norm>" not in cuts and "<word>" not in cuts
     tokens = TurnTokens(tok)
-    tokens._cut_tokens()
+    assert "<|im_end|>" in tokens._cuts and "<|im_start|>" in tokens._cuts
+    assert "<norm>" not in tokens._cuts and "<word>" not in tokens._cuts
     text = "a<|im_start|>b"
     assert tokens._cut_at(text, 1) and not tokens._cut_at(text, 2) and not tokens._cut_at(text, 0)
 
@@ -157,3 +155,15 @@ def test_the_shortcut_is_off_for_a_tokenizer_with_many_added_tokens(tiny_model_d
     chat = ChatTemplate(tok, {})
     assert [(e.input_ids, e.mask) for e in chat.encode(CONVERSATIONS[0]).examples] == want
     assert chat._tokens.window_checks < 0
+
+
+def test_a_template_given_another_tokenizer_tokenises_with_it(tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    chat = ChatTemplate(AutoTokenizer.from_pretrained(tiny_model_dir), {})
+    before = chat.token_ids(["Hello"])
+    other = AutoTokenizer.from_pretrained(tiny_model_dir)
+    other.add_tokens(["Hello"])
+    chat.tokenizer = other
+    assert chat.token_ids(["Hello"]) == [[other.convert_tokens_to_ids("Hello")]] != before
+    assert chat._tokens.tokenizer is other and "Hello" in chat._tokens._added
